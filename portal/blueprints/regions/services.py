@@ -1,0 +1,220 @@
+"""Rules for the region tree, households and posts. Views parse, call these, render."""
+
+from sqlalchemy import func, select
+
+from portal.audit import record
+from portal.blueprints.regions.models import (
+    CHILD_LEVEL,
+    ROLE_LABELS,
+    ROLE_LEVEL,
+    Household,
+    HouseholdTag,
+    Post,
+    Region,
+)
+from portal.clock import utcnow
+from portal.errors import ServiceError
+from portal.extensions import db
+from portal.phones import check_phone, mask_phone
+from portal.scope import path_range
+
+DEFAULT_TAGS = ("留守儿童", "孤寡老人", "独居老人", "残疾人", "低保户", "其他")
+
+
+# -- tree --------------------------------------------------------------------------------------
+def _check_unique_name(parent_id: int | None, name: str, own_id: int | None = None) -> None:
+    q = select(func.count()).select_from(Region).where(
+        Region.parent_id.is_(None) if parent_id is None else Region.parent_id == parent_id,
+        Region.name == name)
+    if own_id is not None:
+        q = q.where(Region.id != own_id)
+    if db.session.scalar(q):
+        raise ServiceError("同一级下已有同名单位。", "name")
+
+
+def create_region(actor, parent: Region | None, name: str, level: str | None = None) -> Region:
+    name = name.strip()
+    if parent is None:
+        level = "town"
+    else:
+        level = CHILD_LEVEL.get(parent.level)
+        if level is None:
+            raise ServiceError("邻是最末一级，不能再往下分。")
+    _check_unique_name(parent.id if parent else None, name)
+    region = Region(parent_id=parent.id if parent else None, level=level, name=name, path="")
+    db.session.add(region)
+    db.session.flush()
+    region.path = (parent.path if parent else "/") + f"{region.id}/"
+    if level == "town":
+        install_town_defaults(region)
+    record(actor, "region.create", region, region.path, name=name, level=level)
+    return region
+
+
+def rename_region(actor, region: Region, name: str) -> None:
+    name = name.strip()
+    if name == region.name:
+        return
+    _check_unique_name(region.parent_id, name, region.id)
+    record(actor, "region.rename", region, region.path, old=region.name, new=name)
+    region.name = name
+
+
+def install_town_defaults(town: Region) -> None:
+    """Editable defaults every new town starts with: special tags, 三张清单, contact rules."""
+    from portal.blueprints.duties.services import install_duty_defaults
+
+    for i, name in enumerate(DEFAULT_TAGS):
+        db.session.add(HouseholdTag(town_id=town.id, name=name, sort=i))
+    install_duty_defaults(town)
+
+
+# -- households --------------------------------------------------------------------------------
+def town_tags(town_id: int, active_only: bool = True) -> list[HouseholdTag]:
+    q = select(HouseholdTag).where(HouseholdTag.town_id == town_id)
+    if active_only:
+        q = q.where(HouseholdTag.active)
+    return list(db.session.scalars(q.order_by(HouseholdTag.sort, HouseholdTag.id)))
+
+
+def _apply_tags(household: Household, town_id: int, tag_ids: list[int], now) -> None:
+    tags = []
+    if tag_ids:
+        tags = list(db.session.scalars(
+            select(HouseholdTag).where(HouseholdTag.id.in_(tag_ids),
+                                       HouseholdTag.town_id == town_id)))
+        if len(tags) != len(set(tag_ids)):
+            raise ServiceError("所选标签无效。", "tags")
+    was_special = household.special_since is not None
+    household.tags = tags
+    if tags and not was_special:
+        household.special_since = now
+    elif not tags:
+        household.special_since = None
+
+
+def _household_fields(data: dict) -> dict:
+    phone = (data.get("phone") or "").strip()
+    return {
+        "address": data["address"].strip(),
+        "head_name": data["head_name"].strip(),
+        "phone": check_phone(phone) if phone else None,
+        "member_count": int(data["member_count"]),
+    }
+
+
+def create_household(actor, neighborhood: Region, data: dict, tag_ids: list[int]) -> Household:
+    if neighborhood.level != "neighborhood":
+        raise ServiceError("户只能登记在“邻”下面。")
+    now = utcnow()
+    household = Household(neighborhood_id=neighborhood.id, **_household_fields(data))
+    household.tags = []
+    household.created_at = now
+    db.session.add(household)
+    _apply_tags(household, neighborhood.town_id, tag_ids, now)
+    record(actor, "household.create", household, neighborhood.path,
+           address=household.address, head=household.head_name,
+           phone=mask_phone(household.phone), tags=[t.name for t in household.tags])
+    return household
+
+
+def update_household(actor, household: Household, data: dict, tag_ids: list[int]) -> None:
+    fields = _household_fields(data)
+    changes = {}
+    for key, value in fields.items():
+        old = getattr(household, key)
+        if old != value:
+            changes[key] = [mask_phone(old), mask_phone(value)] if key == "phone" else [old, value]
+            setattr(household, key, value)
+    old_tags = [t.name for t in household.tags]
+    _apply_tags(household, household.neighborhood.town_id, tag_ids, utcnow())
+    new_tags = [t.name for t in household.tags]
+    if old_tags != new_tags:
+        changes["tags"] = [old_tags, new_tags]
+    if changes:
+        record(actor, "household.update", household, household.neighborhood.path, **changes)
+
+
+def move_household(actor, household: Household, target: Region) -> None:
+    if target.level != "neighborhood":
+        raise ServiceError("只能移到一个“邻”。", "neighborhood_id")
+    if target.id == household.neighborhood_id:
+        raise ServiceError("该户已在这个邻。", "neighborhood_id")
+    if target.town_id != household.neighborhood.town_id:
+        raise ServiceError("不能移到其他镇(街道)。", "neighborhood_id")
+    old = household.neighborhood
+    household.neighborhood_id = target.id
+    household.neighborhood = target
+    record(actor, "household.move", household, target.path,
+           **{"from": old.name, "from_path": old.path, "to": target.name})
+
+
+# -- posts -------------------------------------------------------------------------------------
+def check_role_level(role: str, region: Region) -> None:
+    level = ROLE_LEVEL.get(role)
+    if level and region.level != level:
+        raise ServiceError(f"{ROLE_LABELS[role]}只能设在“{_level_label(level)}”一级。", "role")
+
+
+def _level_label(level: str) -> str:
+    from portal.blueprints.regions.models import LEVEL_LABELS
+
+    return LEVEL_LABELS[level]
+
+
+def create_post(actor, region: Region, role: str, user) -> Post:
+    check_role_level(role, region)
+    dup = db.session.scalar(
+        select(func.count()).select_from(Post).where(
+            Post.user_id == user.id, Post.region_id == region.id, Post.role == role,
+            Post.ended_at.is_(None)))
+    if dup:
+        raise ServiceError("此人已在这里担任该岗位。", "phone")
+    post = Post(user_id=user.id, region_id=region.id, role=role, started_at=utcnow())
+    db.session.add(post)
+    record(actor, "post.create", post, region.path, user=user.name,
+           phone=mask_phone(user.phone), role=role)
+    return post
+
+
+def end_post(actor, post: Post) -> None:
+    if post.ended_at is not None:
+        raise ServiceError("该岗位已结束。")
+    post.ended_at = utcnow()
+    record(actor, "post.end", post, post.region.path if post.region_id else "/",
+           user=post.user.name, role=post.role)
+
+
+def children_of(region: Region) -> list[Region]:
+    return list(db.session.scalars(
+        select(Region).where(Region.parent_id == region.id).order_by(Region.name)))
+
+
+def subtree_neighborhoods(scope, town_id: int, action: str = "manage") -> list[Region]:
+    """Every 邻 of a town the user may act on (for the move-household picker)."""
+    return list(db.session.scalars(
+        select(Region).where(
+            Region.level == "neighborhood",
+            scope.region_clause(Region.path, action),
+            path_range(Region.path, f"/{town_id}/"),
+        ).order_by(Region.path)))
+
+
+# -- tags --------------------------------------------------------------------------------------
+def add_tag(actor, town: Region, name: str) -> HouseholdTag:
+    name = name.strip()
+    if db.session.scalar(select(func.count()).select_from(HouseholdTag).where(
+            HouseholdTag.town_id == town.id, HouseholdTag.name == name)):
+        raise ServiceError("已有这个标签。", "name")
+    sort = db.session.scalar(select(func.coalesce(func.max(HouseholdTag.sort), -1) + 1)
+                             .where(HouseholdTag.town_id == town.id))
+    tag = HouseholdTag(town_id=town.id, name=name, sort=sort)
+    db.session.add(tag)
+    record(actor, "tag.create", tag, town.path, name=name)
+    return tag
+
+
+def toggle_tag(actor, town: Region, tag: HouseholdTag) -> None:
+    """Retired tags stay on households that have them but are no longer offered."""
+    tag.active = not tag.active
+    record(actor, "tag.toggle", tag, town.path, name=tag.name, active=tag.active)

@@ -1,0 +1,61 @@
+"""Error pages, and the exception services raise for input they refuse."""
+
+from flask import render_template, request
+
+from portal.htmx import hx_target
+
+
+class ServiceError(Exception):
+    """A rule refused the input; ``field`` names the form field to show it on, if any."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+MESSAGES = {
+    400: ("请求无效", "页面已过期或请求不完整。请返回上一页，刷新后重试。"),
+    403: ("无权操作", "您的岗位没有这项操作的权限。如需办理，请联系村(社区)或镇干部。"),
+    404: ("找不到页面", "该内容不存在，或不在您负责的范围内。"),
+    413: ("文件太大", "上传的文件太大（照片请小于 8 MB）。请换一张较小的照片后重试。"),
+    429: ("操作太频繁", "登录尝试次数过多，为保护账号已暂时锁定。请 1 分钟后再试。"),
+    500: ("系统出错", "系统暂时出错，已记录。请稍后重试。"),
+}
+
+
+def register(app):
+    from flask_wtf.csrf import CSRFError
+
+    def render(code: int, detail: str | None = None):
+        title, message = MESSAGES[code]
+        template = "errors/_error.html" if hx_target() else "errors/error.html"
+        return render_template(template, code=code, title=title,
+                               message=detail or message), code
+
+    for code in (403, 404, 413, 429, 500):
+        app.register_error_handler(code, lambda e, code=code: render(code))
+
+    @app.errorhandler(400)
+    def bad_request(e):
+        return render(400)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(e):
+        return render(400, "安全校验失败（页面停留太久或已在别处退出）。请刷新页面后重新提交。")
+
+    @app.after_request
+    def no_store_for_htmx(response):
+        # keep partials (which may hold personal data) out of htmx's history cache
+        if request.headers.get("HX-Request"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def show_on_form(form, error: ServiceError) -> None:
+    """Put a service's refusal on the form field it names, or on the form as a whole."""
+    field = getattr(form, error.field, None) if error.field else None
+    if field is not None:
+        field.errors.append(error.message)
+    else:
+        form.form_errors.append(error.message)
