@@ -53,7 +53,9 @@ def _app(tmp_path_factory):
         from flask_migrate import upgrade
 
         upgrade()
-    return app
+    yield app
+    with app.app_context():
+        db.engine.dispose()
 
 
 def reset_schema():
