@@ -72,9 +72,13 @@ def _configure_database(app: Flask) -> None:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     app.config["SQLALCHEMY_DATABASE_URI"] = url
+    # SQL parameters hold residents' phone numbers: keep them out of SQL logs (echo) and out of
+    # the text of database errors, which end up in tracebacks in the server log (PIPL).
+    defaults = {"hide_parameters": True}
     if url.startswith("postgresql"):
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
-            "pool_pre_ping": True, **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})}
+        defaults["pool_pre_ping"] = True
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        **defaults, **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})}
 
 
 @event.listens_for(Engine, "connect")
@@ -83,6 +87,7 @@ def _sqlite_pragmas(dbapi_connection, _record):
         cur = dbapi_connection.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=5000")
+        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -140,13 +145,24 @@ def _register_templating(app: Flask) -> None:
 
     @app.after_request
     def immutable_static(response):
-        if request.endpoint == "static" and request.args.get("v"):
+        if request.endpoint != "static":
+            return response
+        if request.args.get("v"):
             response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        if response.status_code == 200 and response.direct_passthrough:
+            # Send the (small) file from memory, so Flask-Compress (whose hook runs after this
+            # one) gzips it like a page. A file stream it would leave uncompressed for gzip-only
+            # clients (COMPRESS_ALGORITHM_STREAMING has no gzip), and when it does compress a
+            # stream, it drops the file's close().
+            response.direct_passthrough = False
+            response.make_sequence()
         return response
 
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
-    app.jinja_env.globals.update(asset_url=asset_url, scope=current_scope, methods=METHODS,
+    from portal.audit import describe
+
+    app.jinja_env.globals.update(describe=describe, asset_url=asset_url, scope=current_scope, methods=METHODS,
                                  categories=CATEGORIES, levels=LEVEL_LABELS, roles=ROLE_LABELS)
     app.jinja_env.filters.update(
         local=clock.fmt_local, short=clock.fmt_short, mask=mask_phone)

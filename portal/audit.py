@@ -47,3 +47,29 @@ def record(user, action: str, obj, region_path: str = "/", **detail) -> AuditEnt
     )
     db.session.add(entry)
     return entry
+
+
+ACTION_LABELS = {
+    "checklist.create": "新增清单项", "checklist.update": "修改清单项",
+    "contact_rule.create": "新增联系规则", "contact_rule.update": "修改联系规则",
+    "contact_rule.delete": "删除联系规则",
+    "household.create": "登记联系户", "household.update": "修改住户", "household.move": "住户迁入", "household.move_out": "住户迁出",
+    "post.create": "任命岗位", "post.end": "结束岗位",
+    "region.create": "新建单位", "region.rename": "单位改名",
+    "tag.create": "新增标签", "tag.toggle": "启停标签",
+    "user.create": "新建账号", "user.password": "修改密码", "user.reset_password": "重置密码",
+}
+DETAIL_LABELS = {
+    "name": "名称", "level": "级别", "address": "住址", "head": "户主", "head_name": "户主",
+    "phone": "电话", "tags": "标签", "old": "原", "new": "新", "from": "从", "to": "到",
+    "from_path": "原路径", "holder": "人员", "role": "岗位", "kind": "清单", "title": "名称",
+    "description": "说明", "active": "启用", "category": "对象", "method": "方式",
+    "period": "周期", "rule": "规则", "member_count": "人数",
+}
+
+
+def describe(entry: AuditEntry) -> tuple[str, list[tuple[str, str]]]:
+    """(action label, [(field label, value)]) for showing an audit row to staff."""
+    items = [(DETAIL_LABELS.get(k, k), v) for k, v in entry.detail_dict.items()
+             if k != "from_path"]
+    return ACTION_LABELS.get(entry.action, entry.action), items

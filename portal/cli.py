@@ -76,7 +76,19 @@ def seed_demo(force):
     if db.session.scalar(select(Region.id).limit(1)) is not None and not force:
         click.echo("数据库里已有数据，跳过演示数据（用 --force 强制再装一份）。")
         return
-    counts = load_demo()
+    from sqlalchemy.exc import IntegrityError
+
+    from portal.blueprints.auth.models import User
+
+    taken = db.session.scalar(select(User.phone).where(
+        User.phone.in_([phone for phone, *_ in DEMO_ACCOUNTS])).limit(1))
+    if taken is not None:
+        raise click.ClickException("演示账号已存在（演示数据装过了），不能再装一份。")
+    try:
+        counts = load_demo()
+    except IntegrityError as e:  # a generated account's number is already someone's login
+        db.session.rollback()
+        raise click.ClickException("演示数据与已有账号冲突，没有装入任何数据。") from e
     click.echo("演示数据已装入: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     click.echo(f"演示账号（密码都是 {DEMO_PASSWORD}）:")
     for phone, _name, label, where in DEMO_ACCOUNTS:

@@ -1,5 +1,7 @@
 """Error pages, and the exception services raise for input they refuse."""
 
+import time
+
 from flask import render_template, request
 
 from portal.htmx import hx_target
@@ -19,7 +21,7 @@ MESSAGES = {
     403: ("无权操作", "您的岗位没有这项操作的权限。如需办理，请联系村(社区)或镇干部。"),
     404: ("找不到页面", "该内容不存在，或不在您负责的范围内。"),
     413: ("文件太大", "上传的文件太大（照片请小于 8 MB）。请换一张较小的照片后重试。"),
-    429: ("操作太频繁", "登录尝试次数过多，为保护账号已暂时锁定。请 1 分钟后再试。"),
+    429: ("操作太频繁", "操作太频繁。请 {minutes} 分钟后再试。"),
     500: ("系统出错", "系统暂时出错，已记录。请稍后重试。"),
 }
 
@@ -33,8 +35,15 @@ def register(app):
         return render_template(template, code=code, title=title,
                                message=detail or message), code
 
-    for code in (403, 404, 413, 429, 500):
+    for code in (403, 404, 413, 500):
         app.register_error_handler(code, lambda e, code=code: render(code))
+
+    @app.errorhandler(429)
+    def too_many_requests(e):
+        wait = _retry_minutes()
+        if request.endpoint == "auth.login":
+            return render(429, f"登录尝试次数过多，为保护账号已暂时锁定。请 {wait} 分钟后再试。")
+        return render(429, MESSAGES[429][1].format(minutes=wait))
 
     @app.errorhandler(400)
     def bad_request(e):
@@ -50,6 +59,16 @@ def register(app):
         if request.headers.get("HX-Request"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+
+def _retry_minutes() -> int:
+    """Whole minutes until the rate limit that refused this request lets the client in again."""
+    from portal.extensions import limiter
+
+    current = limiter.current_limit
+    if current is None:
+        return 1
+    return max(1, round((current.reset_at - time.time()) / 60))
 
 
 def show_on_form(form, error: ServiceError) -> None:

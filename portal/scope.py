@@ -242,3 +242,29 @@ def get_town_or_404(town_id: int | None, action: str = "view"):
     if action != "view" and not scope.allows(action, town.path):
         abort(403)
     return town
+
+
+def get_user_or_404(user_id: int, action: str = "manage"):
+    """A person and the path of their first active post, for account actions by staff.
+
+    404 unless one of their active posts lies in the user's visible subtrees; 403 unless the
+    user may do ``action`` over *every* active post (a village cadre cannot reset the password
+    of a town cadre who also holds a post in the village).
+    """
+    from sqlalchemy.orm import joinedload
+
+    from portal.blueprints.auth.models import User
+    from portal.blueprints.regions.models import Post
+
+    user = db.session.execute(
+        select(User).options(joinedload(User.posts).joinedload(Post.region))
+        .where(User.id == user_id)
+    ).unique().scalar_one_or_none()
+    paths = [p.region.path if p.region_id else "/" for p in (user.posts if user else [])
+             if p.ended_at is None]
+    scope = current_scope()
+    if not paths or not any(scope.can_view(p) or scope.allows(action, p) for p in paths):
+        abort(404)
+    if not all(scope.allows(action, p) for p in paths):
+        abort(403)
+    return user, paths[0]

@@ -21,3 +21,10 @@ class PasswordForm(FlaskForm):
                              validators=[DataRequired("请填写新密码。"),
                                          Length(max=128, message="密码太长。")],
                              render_kw={"autocomplete": "new-password"})
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField("新密码（至少 8 位，不能全是数字）",
+                             validators=[DataRequired("请填写新密码。"),
+                                         Length(max=128, message="密码太长。")],
+                             render_kw={"autocomplete": "new-password"})

@@ -68,3 +68,12 @@ def change_password(user: User, current: str, new: str) -> None:
 
 
 _DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt:1024:8:1")
+
+
+def reset_password(actor, user: User, new: str, region_path: str) -> None:
+    """Staff set a new password for someone who forgot theirs; their sessions end."""
+    check_new_password(new)
+    user.password_hash = hash_password(new)
+    user.session_generation += 1
+    record(actor, "user.reset_password", user, region_path, name=user.name,
+           phone=mask_phone(user.phone))

@@ -1,15 +1,18 @@
+from urllib.parse import urlsplit
+
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from portal.blueprints.auth import bp
-from portal.blueprints.auth.forms import LoginForm, PasswordForm
+from portal.blueprints.auth.forms import LoginForm, PasswordForm, ResetPasswordForm
 from portal.blueprints.auth.models import User
-from portal.blueprints.auth.services import authenticate, change_password
+from portal.blueprints.auth.services import authenticate, change_password, reset_password
 from portal.blueprints.regions.models import Post
 from portal.errors import ServiceError, show_on_form
 from portal.extensions import db, limiter, login_manager
+from portal.scope import get_user_or_404
 
 
 @login_manager.user_loader
@@ -23,8 +26,8 @@ def load_user(session_id: str):
         select(User).options(joinedload(User.posts).joinedload(Post.region))
         .where(User.id == user_id)
     ).unique().scalar_one_or_none()
-    if user is None or user.session_generation != generation:
-        return None
+    if user is None or not user.active or user.session_generation != generation:
+        return None  # a deactivated account's open sessions end too
     return user
 
 
@@ -33,8 +36,16 @@ def _login_limit() -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
+    """``target`` if it is a path on this site, else the home page (no open redirect).
+
+    Browsers read ``/\\host`` as ``//host`` and drop tabs and newlines from URLs (so
+    ``/<tab>/host`` becomes ``//host`` too); such targets are refused outright.
+    """
+    if (target and target.startswith("/") and not target.startswith("//")
+            and "\\" not in target and target.isprintable()):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc:
+            return target
     return url_for("home")
 
 
@@ -86,3 +97,23 @@ def password():
     if request.method == "POST":
         status = 422
     return render_template("auth/password.html", form=form), status
+
+
+@bp.route("/users/<int:user_id>/password", methods=["GET", "POST"])
+def reset(user_id: int):
+    """Village or town staff reset the password of someone whose posts they all manage."""
+    user, region_path = get_user_or_404(user_id, "manage")
+    back = _safe_next(request.args.get("back"))
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            reset_password(current_user, user, form.password.data, region_path)
+        except ServiceError as e:
+            db.session.rollback()
+            show_on_form(form, e)
+        else:
+            db.session.commit()
+            flash(f"已重置 {user.name} 的密码，请当面告诉本人并提醒登录后修改。")
+            return redirect(back, 303)
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/reset.html", form=form, user=user, back=back), status

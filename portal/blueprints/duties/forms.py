@@ -22,16 +22,32 @@ from portal.blueprints.duties.models import (
 )
 
 TOKEN = Regexp(r"^[0-9a-f-]{36}$", message="表单已失效，请重新打开。")
+DUTY_MESSAGE = "请选择一项七员职责。"
+METHOD_MESSAGE = "请选择联系方式。"
+TIME_MESSAGE = "请填写时间，如 2026-11-22 09:30。"
+#: The picker sends the first; a browser without one shows a text box where people type the
+#: second (as the hint says); some pickers add seconds.
+TIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
+
+
+def unix_newlines(value):
+    """Browsers send a textarea's line breaks as CR LF but count them as one character
+    against ``maxlength``; count them the same way here."""
+    return value.replace("\r\n", "\n") if isinstance(value, str) else value
 
 
 class DutyLogForm(FlaskForm):
-    duty_item_id = RadioField("职责", coerce=int,
-                              validators=[InputRequired("请选择一项七员职责。")])
-    method = RadioField("方式", choices=list(METHODS.items()), default="visit",
-                        validators=[InputRequired("请选择联系方式。")])
-    occurred_at = DateTimeLocalField("时间", format="%Y-%m-%dT%H:%M",
-                                     validators=[InputRequired("请填写时间，如 2026-11-22 09:30。")])
-    note = TextAreaField("情况记录（可不填）",
+    # choices (this town's active 七员 items) are set by the view
+    duty_item_id = RadioField("职责", coerce=int, validators=[InputRequired(DUTY_MESSAGE)],
+                              invalid_choice_message=DUTY_MESSAGE,
+                              invalid_value_message=DUTY_MESSAGE)
+    method = RadioField("方式", choices=METHODS, default="visit",
+                        validators=[InputRequired(METHOD_MESSAGE)],
+                        invalid_choice_message=METHOD_MESSAGE)
+    occurred_at = DateTimeLocalField(
+        "时间", format=TIME_FORMATS, validators=[InputRequired(TIME_MESSAGE)],
+        invalid_value_message="时间格式不对，请按 2026-11-22 09:30 的样子填写。")
+    note = TextAreaField("情况记录（可不填）", filters=[unix_newlines],
                          validators=[Length(max=500, message="记录最多 500 字。")],
                          render_kw={"rows": 2, "maxlength": 500})
     photo = FileField("照片（可不拍）", render_kw={"accept": "image/*"})
@@ -39,7 +55,7 @@ class DutyLogForm(FlaskForm):
 
 
 class ChecklistItemForm(FlaskForm):
-    kind = SelectField("清单", choices=list(CHECKLIST_KINDS.items()))
+    kind = SelectField("清单", choices=CHECKLIST_KINDS, invalid_choice_message="请选择清单。")
     title = StringField("名称", validators=[DataRequired("请填写名称。"),
                                             Length(max=40, message="名称最多 40 字。")])
     description = TextAreaField("说明", validators=[Length(max=500, message="说明最多 500 字。")],
@@ -54,9 +70,9 @@ class ContactRuleForm(FlaskForm):
         csrf = False
 
     id = HiddenField()
-    category = SelectField("对象", choices=list(CATEGORIES.items()))
-    period = SelectField("周期", choices=list(PERIODS.items()))
-    method = SelectField("方式", choices=list(RULE_METHODS.items()))
+    category = SelectField("对象", choices=CATEGORIES, invalid_choice_message="请选择对象。")
+    period = SelectField("周期", choices=PERIODS, invalid_choice_message="请选择周期。")
+    method = SelectField("方式", choices=RULE_METHODS, invalid_choice_message="请选择方式。")
     active = BooleanField("启用")
     delete = BooleanField("删除")
 

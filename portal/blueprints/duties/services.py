@@ -19,17 +19,17 @@ from __future__ import annotations
 import io
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from flask import current_app
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import case, func, literal, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from portal.audit import record
-from portal.blueprints.duties.models import ChecklistItem, ContactRule, DutyLog
+from portal.blueprints.duties.models import PERIODS, ChecklistItem, ContactRule, DutyLog
 from portal.blueprints.regions.models import Household, Post, Region
 from portal.clock import local_midnight_utc, local_today, utcnow
 from portal.errors import ServiceError
@@ -190,6 +190,7 @@ class Window:
     start: datetime
     end: datetime
     prev_start: datetime
+    period: str = ""
 
 
 def windows(rules: list[ContactRule], now: datetime) -> list[Window]:
@@ -202,6 +203,7 @@ def windows(rules: list[ContactRule], now: datetime) -> list[Window]:
             local_midnight_utc(start),
             local_midnight_utc(next_period_start(rule.period, start)),
             local_midnight_utc(previous_period_start(rule.period, start)),
+            rule.period,
         ))
     return out
 
@@ -217,10 +219,21 @@ class ContactState:
     deadline: datetime | None
     #: Sort key: how long the household has waited (earlier = more urgent).
     since: datetime
+    #: What the household's rules ask, e.g. "每月上门或每周联系".
+    need: str = ""
+    #: Only 上门 visits count for this household (show the last visit, not any contact).
+    visit_only: bool = False
 
     @property
     def label(self) -> str:
         return STATE_LABELS[self.state]
+
+    def days_left(self, now: datetime) -> int | None:
+        """Calendar days (Asia/Shanghai) left before the deadline, today included: 1 on the
+        last day of the period."""
+        if self.deadline is None:
+            return None
+        return (local_today(self.deadline) - local_today(now)).days
 
 
 def applies_since(household: Household, category: str) -> datetime:
@@ -231,7 +244,8 @@ def contact_state(household: Household, rules_by_category: dict[str, list[Window
     category = "special" if household.special_since is not None else "ordinary"
     since = applies_since(household, category)
     best: ContactState | None = None
-    for w in rules_by_category.get(category, []):
+    category_windows = rules_by_category.get(category, [])
+    for w in category_windows:
         last = household.last_visit_at if w.rule_method == "visit" else household.last_contact_at
         if last is not None and last >= w.start:
             st = ContactState("ok", w.end, last)
@@ -243,8 +257,11 @@ def contact_state(household: Household, rules_by_category: dict[str, list[Window
                 STATE_ORDER[best.state], best.deadline or best.since):
             best = st
     if best is None:  # no active rule for the category: nothing is asked of this household
-        best = ContactState("ok", None, household.last_contact_at or since)
-    return best
+        return ContactState("ok", None, household.last_contact_at or since)
+    need = "或".join(f"{PERIODS.get(w.period, '')}{'上门' if w.rule_method == 'visit' else '联系'}"
+                    for w in category_windows)
+    return replace(best, need=need,
+                   visit_only=all(w.rule_method == "visit" for w in category_windows))
 
 
 def rule_windows(town_id: int, now: datetime) -> dict[str, list[Window]]:
@@ -262,7 +279,9 @@ def overdue_sql(by_category: dict[str, list[Window]]):
         alts = []
         for w in by_category.get(category, []):
             last = Household.last_visit_at if w.rule_method == "visit" else Household.last_contact_at
-            alts.append(or_(last >= w.prev_start, since >= w.prev_start))
+            # a NULL last contact must read as "not since prev_start", not as NULL
+            alts.append(or_(and_(last.is_not(None), last >= w.prev_start),
+                            since >= w.prev_start))
         return or_(*alts) if alts else literal(True)
 
     return case(
@@ -273,11 +292,12 @@ def overdue_sql(by_category: dict[str, list[Window]]):
 
 def sort_households(households: list[Household], windows_for) -> list[tuple[Household, ContactState]]:
     """Each household with its state (``windows_for(household)`` gives its town's rule windows),
-    most urgent first: overdue (longest waiting first), then due (soonest deadline), then ok."""
+    most urgent first: overdue (longest waiting first), then due (soonest deadline), then ok;
+    on equal deadlines the household waiting longest comes first."""
     def key(row):
         household, st = row
         when = st.since if st.state == "overdue" else (st.deadline or st.since)
-        return STATE_ORDER[st.state], when, household.id
+        return STATE_ORDER[st.state], when, st.since, household.id
 
     return sorted(((h, contact_state(h, windows_for(h))) for h in households), key=key)
 
@@ -288,21 +308,25 @@ def new_form_token() -> str:
 
 
 def process_photo(upload) -> bytes | None:
-    """Downscaled JPEG bytes without EXIF, or None when no file was chosen."""
+    """Downscaled JPEG bytes without metadata (EXIF, GPS, XMP, comments), or None when no file
+    was chosen."""
     if upload is None or not getattr(upload, "filename", ""):
         return None
     raw = upload.read()
     if not raw:
         return None
+    side = current_app.config["PHOTO_MAX_SIDE"]
     try:
         with Image.open(io.BytesIO(raw)) as img:
+            img.draft(None, (side, side))  # JPEG: decode at 1/2…1/8 scale when that suffices
             img.load()
             img = ImageOps.exif_transpose(img)
             img = img.convert("RGB")
-            side = current_app.config["PHOTO_MAX_SIDE"]
             img.thumbnail((side, side))
+            # Pillow writes a JPEG comment found in .info back out; keep nothing but pixels
+            img.info.clear()
             out = io.BytesIO()
-            img.save(out, "JPEG", quality=80, optimize=True)  # no exif= → metadata dropped
+            img.save(out, "JPEG", quality=80, optimize=True)
             return out.getvalue()
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as e:
         raise ServiceError("照片无法识别，请选择 JPG 或 PNG 图片。", "photo") from e
@@ -409,33 +433,42 @@ class Stats:
         self.logs_month += other.logs_month
 
 
-def subtree_stats(region: Region, now: datetime) -> dict[int, Stats]:
-    """Per 邻 under ``region``: households, overdue households, logs this month."""
+def _subtree_counts(region: Region, now: datetime) -> list[tuple[int, str, str, Stats]]:
+    """(id, level, path, stats) of each node under ``region`` that has households or logs this
+    month (in practice the 邻). Two queries: households grouped by 邻, then every node of the
+    subtree with a correlated count of its logs this month. That count is one index-only probe
+    of (neighborhood_id, occurred_at) per node; joining the logs and hashing them by 邻 cost
+    about twice as much at town scale (EXPLAIN ANALYZE, 1,750 nodes, 60,000 logs)."""
     by_cat = rule_windows(region.town_id, now)
-    stats: dict[int, Stats] = {}
-    rows = db.session.execute(
+    households = {nid: (total, int(overdue or 0)) for nid, total, overdue in db.session.execute(
         select(Household.neighborhood_id, func.count(),
                func.sum(case((overdue_sql(by_cat), 1), else_=0)))
         .join(Region, Household.neighborhood_id == Region.id)
         .where(path_range(Region.path, region.path))
-        .group_by(Household.neighborhood_id))
-    for nid, total, overdue in rows:
-        stats[nid] = Stats(total, int(overdue or 0))
-    logs = db.session.execute(
-        select(DutyLog.neighborhood_id, func.count())
-        .join(Region, DutyLog.neighborhood_id == Region.id)
-        .where(path_range(Region.path, region.path),
-               DutyLog.occurred_at >= month_start_utc(now))
-        .group_by(DutyLog.neighborhood_id))
-    for nid, count in logs:
-        stats.setdefault(nid, Stats()).logs_month = count
-    return stats
+        .group_by(Household.neighborhood_id))}
+    logs = (select(func.count()).select_from(DutyLog)
+            .where(DutyLog.neighborhood_id == Region.id,
+                   DutyLog.occurred_at >= month_start_utc(now))
+            .correlate(Region).scalar_subquery())
+    out = []
+    for rid, level, path, logs_month in db.session.execute(
+            select(Region.id, Region.level, Region.path, logs)
+            .where(path_range(Region.path, region.path))):
+        total, overdue = households.get(rid, (0, 0))
+        if total or logs_month:
+            out.append((rid, level, path, Stats(total, overdue, logs_month)))
+    return out
+
+
+def subtree_stats(region: Region, now: datetime) -> dict[int, Stats]:
+    """Per 邻 under ``region``: households, overdue households, logs this month."""
+    return {rid: stats for rid, _level, _path, stats in _subtree_counts(region, now)}
 
 
 def dashboard_rows(region: Region, now: datetime):
     """Rows for the child nodes of ``region`` (or its 邻 when it is a group), with stats and,
     for 邻, their 邻长 names. Returns (total, rows) where a row is (region, stats, chiefs)."""
-    stats = subtree_stats(region, now)
+    counts = _subtree_counts(region, now)
     level = region.child_level
     children = list(db.session.scalars(
         select(Region).where(path_range(Region.path, region.path),
@@ -443,14 +476,10 @@ def dashboard_rows(region: Region, now: datetime):
     child_ids = {c.id: c for c in children}
     per_child: dict[int, Stats] = {c.id: Stats() for c in children}
     depth = len(region.ancestor_ids)
-    neighborhood_paths = dict(db.session.execute(
-        select(Region.id, Region.path).where(path_range(Region.path, region.path),
-                                             Region.level == "neighborhood")).all())
     total = Stats()
-    for nid, s in stats.items():
+    for _nid, node_level, path, s in counts:
         total.add(s)
-        path = neighborhood_paths.get(nid)
-        if path is None:
+        if node_level != "neighborhood":
             continue
         parts = path.strip("/").split("/")
         if len(parts) > depth:
@@ -492,11 +521,13 @@ def neighborhood_chiefs(neighborhood_id: int) -> list:
 
 
 def neighborhood_households(neighborhood_ids: list[int]):
-    from sqlalchemy.orm import selectinload
+    """The households of these 邻 with their tags, in one query (a 邻 has 5–15 households and
+    few tags, so joining beats a second round trip)."""
+    from sqlalchemy.orm import joinedload
 
     if not neighborhood_ids:
         return []
     return list(db.session.scalars(
-        select(Household).options(selectinload(Household.tags))
-        .where(Household.neighborhood_id.in_(neighborhood_ids))))
+        select(Household).options(joinedload(Household.tags))
+        .where(Household.neighborhood_id.in_(neighborhood_ids))).unique())
 

@@ -32,13 +32,32 @@ def home():
     if not nids:
         return redirect(url_for("duties.dashboard"))
     now = utcnow()
-    households = svc.neighborhood_households(nids)
+    rows = _my_rows(scope, now)
+    return render_template("duties/home.html", rows=rows, counts=_counts(rows), now=now,
+                           logs_month=svc.logs_this_month(current_user.id, now))
+
+
+def _my_rows(scope, now):
+    """The 邻长's households with their contact states, most urgent first."""
     town_of = {gr.region_id: town_id_of(gr.path) for gr in scope.grants
                if gr.role == "neighbor_chief"}
     windows = {t: svc.rule_windows(t, now) for t in set(town_of.values())}
-    rows = svc.sort_households(households, lambda h: windows[town_of[h.neighborhood_id]])
-    counts = {k: sum(1 for _, st in rows if st.state == k) for k in svc.STATE_ORDER}
-    return render_template("duties/home.html", rows=rows, counts=counts, now=now,
+    households = svc.neighborhood_households(scope.neighborhood_ids())
+    return svc.sort_households(households, lambda h: windows[town_of[h.neighborhood_id]])
+
+
+def _counts(rows) -> dict[str, int]:
+    return {k: sum(1 for _, st in rows if st.state == k) for k in svc.STATE_ORDER}
+
+
+@bp.get("/summary")
+def summary():
+    """The 邻长 home's counters, refreshed by htmx after a row changes (event contacts-changed)."""
+    if hx_target() != "summary":
+        return redirect(url_for("duties.home"))
+    scope = current_scope()
+    now = utcnow()
+    return render_template("duties/_summary.html", counts=_counts(_my_rows(scope, now)),
                            logs_month=svc.logs_this_month(current_user.id, now))
 
 
@@ -49,14 +68,18 @@ def household_row(household_id: int):
         return redirect(url_for("duties.household", household_id=household.id))
     now = utcnow()
     state = svc.contact_state(household, svc.rule_windows(household.neighborhood.town_id, now))
-    return render_template("duties/_household_row.html", h=household, st=state, now=now)
+    # the row, plus (out of band) the message area with the "已记录" confirmation, if any;
+    # the event tells the page's counters to refresh themselves
+    html = render_template("duties/_row_update.html", h=household, st=state, now=now)
+    return html, 200, {"HX-Trigger": "contacts-changed"}
 
 
 # -- logging a duty -----------------------------------------------------------------------------
 def _log_form(household, submitted: bool):
     form = DutyLogForm() if submitted else DutyLogForm(formdata=None)
     items = svc.checklist(household.neighborhood.town_id, "duty")
-    form.duty_item_id.choices = [(i.id, i.title) for i in items]
+    form.duty_item_id.choices = {str(i.id): i.title for i in items}
+    form.duty_items = items  # keeps them in the session's identity map for log_duty's get()
     if not submitted:
         contact = next((i for i in items if i.title == "民情联络员"), items[0] if items else None)
         form.duty_item_id.data = contact.id if contact else None
@@ -67,7 +90,8 @@ def _log_form(household, submitted: bool):
 
 def _render_log_form(household, form, status=200):
     return render_page_or_partial("duties/log.html", "duties/_log_form.html", _row_id(household),
-                                  status, h=household, form=form)
+                                  status, h=household, form=form,
+                                  back_url=_after_log_url(household))
 
 
 @bp.route("/households/<int:household_id>/log", methods=["GET", "POST"])
@@ -87,12 +111,18 @@ def log(household_id: int):
             db.session.rollback()
             show_on_form(form, e)
         else:
-            db.session.commit()
+            # everything the response needs is read before the commit expires the objects
             if created:
-                flash(f"已记录：{household.head_name}家 · {entry.method_label}")
+                message = f"已记录：{household.head_name}家 · {entry.method_label}"
+            else:
+                message = f"{household.head_name}家的这次履职已经记录过了，没有重复保存。"
             if hx_target() == _row_id(household):
-                return redirect(url_for("duties.household_row", household_id=household.id), 303)
-            return redirect(_after_log_url(household), 303)
+                target = url_for("duties.household_row", household_id=household.id)
+            else:
+                target = _after_log_url(household)
+            db.session.commit()
+            flash(message)
+            return redirect(target, 303)
     return _render_log_form(household, form, 422)
 
 
@@ -188,7 +218,11 @@ def neighborhood(region_id: int):
 @bp.get("/checklists")
 def checklists():
     scope = current_scope()
-    town = get_town_or_404(request.args.get("town", type=int))
+    town_id = request.args.get("town", type=int)
+    if town_id is None and scope.town_ids("any") == set():
+        # where "/" sends an account without any post: say so instead of "not found"
+        return render_template("duties/no_post.html")
+    town = get_town_or_404(town_id)
     items = svc.checklist(town.id, active_only=not scope.allows("town", town.path))
     by_kind = {k: [i for i in items if i.kind == k] for k in CHECKLIST_KINDS}
     return render_template("duties/checklists.html", town=town, by_kind=by_kind,

@@ -145,8 +145,10 @@ def move_household(actor, household: Household, target: Region) -> None:
     old = household.neighborhood
     household.neighborhood_id = target.id
     household.neighborhood = target
-    record(actor, "household.move", household, target.path,
-           **{"from": old.name, "from_path": old.path, "to": target.name})
+    detail = {"from": old.name, "to": target.name, "head": household.head_name}
+    record(actor, "household.move", household, target.path, **detail)
+    # the old 邻's cadres see the household leave, too
+    record(actor, "household.move_out", household, old.path, **detail)
 
 
 # -- posts -------------------------------------------------------------------------------------
@@ -162,6 +164,18 @@ def _level_label(level: str) -> str:
     return LEVEL_LABELS[level]
 
 
+def check_can_appoint(scope, user) -> None:
+    """An existing account may get a post from staff who can see one of its current posts, or
+    if it holds none (so a number typed in does not reveal people elsewhere)."""
+    paths = [p for (p,) in db.session.execute(
+        select(Region.path).join(Post, Post.region_id == Region.id)
+        .where(Post.user_id == user.id, Post.ended_at.is_(None)))]
+    has_global = db.session.scalar(select(func.count()).select_from(Post).where(
+        Post.user_id == user.id, Post.ended_at.is_(None), Post.region_id.is_(None)))
+    if has_global or (paths and not any(scope.can_view(p) for p in paths)):
+        raise ServiceError("这个手机号已在其他单位任职，请联系镇(街道)干部办理。", "phone")
+
+
 def create_post(actor, region: Region, role: str, user) -> Post:
     check_role_level(role, region)
     dup = db.session.scalar(
@@ -172,7 +186,8 @@ def create_post(actor, region: Region, role: str, user) -> Post:
         raise ServiceError("此人已在这里担任该岗位。", "phone")
     post = Post(user_id=user.id, region_id=region.id, role=role, started_at=utcnow())
     db.session.add(post)
-    record(actor, "post.create", post, region.path, user=user.name,
+    # detail keys must not clash with record()'s own parameters (user, action, obj …)
+    record(actor, "post.create", post, region.path, holder=user.name,
            phone=mask_phone(user.phone), role=role)
     return post
 
@@ -182,7 +197,7 @@ def end_post(actor, post: Post) -> None:
         raise ServiceError("该岗位已结束。")
     post.ended_at = utcnow()
     record(actor, "post.end", post, post.region.path if post.region_id else "/",
-           user=post.user.name, role=post.role)
+           holder=post.user.name, phone=mask_phone(post.user.phone), role=post.role)
 
 
 def children_of(region: Region) -> list[Region]:

@@ -174,7 +174,8 @@ def household_edit(household_id: int):
         try:
             svc.update_household(current_user, household, _household_data(form), form.tags.data)
         except ServiceError as e:
-            db.session.rollback()
+            db.session.rollback()  # expires the household; reload it (relationships raise)
+            household = get_household_or_404(household_id, "manage")
             show_on_form(form, e)
         else:
             return _saved("住户信息已保存。",
@@ -196,7 +197,8 @@ def household_move(household_id: int):
         try:
             svc.move_household(current_user, household, target)
         except ServiceError as e:
-            db.session.rollback()
+            db.session.rollback()  # expires the household; reload it (relationships raise)
+            household = get_household_or_404(household_id, "manage")
             show_on_form(form, e)
         else:
             return _saved(f"{household.head_name}家已移到 {target.name}。",
@@ -219,7 +221,9 @@ def post_new(region_id: int):
     elif form.validate_on_submit():
         try:
             user = user_by_phone(form.phone.data)
-            if user is None:
+            if user is not None:
+                svc.check_can_appoint(current_scope(), user)
+            else:
                 if not form.name.data:
                     raise ServiceError("新账号请填写姓名。", "name")
                 user = create_user(current_user, form.phone.data, form.name.data,
@@ -242,7 +246,8 @@ def post_end(post_id: int):
         try:
             svc.end_post(current_user, post)
         except ServiceError as e:
-            db.session.rollback()
+            db.session.rollback()  # expires the post; reload it with its user and region
+            post = get_post_or_404(post_id, "manage")
             show_on_form(form, e)
         else:
             return _saved(f"{post.user.name}的{post.role_label}岗位已结束。",

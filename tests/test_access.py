@@ -1,0 +1,381 @@
+"""The access-control table of issue 2 (item 8): each role × each route that takes an object id
+× an object inside and outside the user's scope → the expected status.
+
+``TABLE`` below is the specification, written by hand from DESIGN.md §2 and the role rules (not
+derived from the code under test):
+
+* view (household pages, 邻 page, dashboard, photos) and log a duty: 邻长, 组长, 片长, village
+  staff, town staff and admin, over their own subtree;
+* manage (tree, households, posts): village staff, town staff, admin over their subtree;
+* town settings (special tags, 三张清单, contact rules): town staff and admin;
+* anyone with a post in a town (volunteers included) reads its 三张清单;
+* volunteers see no households; a user without a post sees nothing;
+* an object outside every subtree the user may view → 404 (its existence does not leak); an
+  object the user may view but not act on → 403.
+
+Rows are "route  object"; the object is
+    v1  village 1's: 邻11 / 组1 / 甲1家 / a post on 邻11 / a log with a photo of 甲1家
+    v2  the same in village 2 (same town, outside every village-1 post)
+    t2  the same in a second town (outside everything but the admin's post)
+    t1  for the town-wide settings routes: town 1's tag / checklist item / rules
+Columns are the roles of the ``world`` fixture (village-1 posts; see tests/conftest.py).
+An allowed GET answers 200, an allowed POST 303. Every refused request, GET or POST, must leave
+the whole database unchanged; every allowed POST must change it.
+"""
+
+import re
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from portal.extensions import db
+
+ROLES = ("admin", "town_staff", "village_staff", "area_chief", "group_chief", "neighbor_chief",
+         "volunteer", "nobody")
+
+# Which node each route is asked about: the 邻 (so the object lies inside every village-1
+# post's subtree) except child creation and the dashboard, which take a 组.
+TABLE = """
+route                    obj  admin town_staff village_staff area_chief group_chief neighbor_chief volunteer nobody
+region.node              v1   200   200        200           403        403         403            404       404
+region.node              v2   200   200        404           404        404         404            404       404
+region.node              t2   200   404        404           404        404         404            404       404
+region.edit              v1   200   200        200           403        403         403            404       404
+region.edit              v2   200   200        404           404        404         404            404       404
+region.edit              t2   200   404        404           404        404         404            404       404
+region.edit:post         v1   303   303        303           403        403         403            404       404
+region.edit:post         v2   303   303        404           404        404         404            404       404
+region.edit:post         t2   303   404        404           404        404         404            404       404
+child.create:post        v1   303   303        303           403        403         404            404       404
+child.create:post        v2   303   303        404           404        404         404            404       404
+child.create:post        t2   303   404        404           404        404         404            404       404
+household.new            v1   200   200        200           403        403         403            404       404
+household.new            v2   200   200        404           404        404         404            404       404
+household.new            t2   200   404        404           404        404         404            404       404
+household.new:post       v1   303   303        303           403        403         403            404       404
+household.new:post       v2   303   303        404           404        404         404            404       404
+household.new:post       t2   303   404        404           404        404         404            404       404
+household.edit           v1   200   200        200           403        403         403            404       404
+household.edit           v2   200   200        404           404        404         404            404       404
+household.edit           t2   200   404        404           404        404         404            404       404
+household.edit:post      v1   303   303        303           403        403         403            404       404
+household.edit:post      v2   303   303        404           404        404         404            404       404
+household.edit:post      t2   303   404        404           404        404         404            404       404
+household.move           v1   200   200        200           403        403         403            404       404
+household.move           v2   200   200        404           404        404         404            404       404
+household.move           t2   200   404        404           404        404         404            404       404
+household.move:post      v1   303   303        303           403        403         403            404       404
+household.move:post      v2   303   303        404           404        404         404            404       404
+household.move:post      t2   303   404        404           404        404         404            404       404
+post.new                 v1   200   200        200           403        403         403            404       404
+post.new                 v2   200   200        404           404        404         404            404       404
+post.new                 t2   200   404        404           404        404         404            404       404
+post.new:post            v1   303   303        303           403        403         403            404       404
+post.new:post            v2   303   303        404           404        404         404            404       404
+post.new:post            t2   303   404        404           404        404         404            404       404
+post.end                 v1   200   200        200           403        403         403            404       404
+post.end                 v2   200   200        404           404        404         404            404       404
+post.end                 t2   200   404        404           404        404         404            404       404
+post.end:post            v1   303   303        303           403        403         403            404       404
+post.end:post            v2   303   303        404           404        404         404            404       404
+post.end:post            t2   303   404        404           404        404         404            404       404
+tags                     t1   200   200        403           403        403         403            403       404
+tags                     t2   200   404        404           404        404         404            404       404
+tags:post                t1   303   303        403           403        403         403            403       404
+tags:post                t2   303   404        404           404        404         404            404       404
+tag.toggle:post          t1   303   303        403           403        403         403            403       404
+tag.toggle:post          t2   303   404        404           404        404         404            404       404
+duty.household           v1   200   200        200           200        200         200            404       404
+duty.household           v2   200   200        404           404        404         404            404       404
+duty.household           t2   200   404        404           404        404         404            404       404
+duty.row                 v1   200   200        200           200        200         200            404       404
+duty.row                 v2   200   200        404           404        404         404            404       404
+duty.row                 t2   200   404        404           404        404         404            404       404
+duty.log                 v1   200   200        200           200        200         200            404       404
+duty.log                 v2   200   200        404           404        404         404            404       404
+duty.log                 t2   200   404        404           404        404         404            404       404
+duty.log:post            v1   303   303        303           303        303         303            404       404
+duty.log:post            v2   303   303        404           404        404         404            404       404
+duty.log:post            t2   303   404        404           404        404         404            404       404
+duty.photo               v1   200   200        200           200        200         200            404       404
+duty.photo               v2   200   200        404           404        404         404            404       404
+duty.photo               t2   200   404        404           404        404         404            404       404
+dashboard                v1   200   200        200           200        200         404            404       404
+dashboard                v2   200   200        404           404        404         404            404       404
+dashboard                t2   200   404        404           404        404         404            404       404
+neighborhood             v1   200   200        200           200        200         200            404       404
+neighborhood             v2   200   200        404           404        404         404            404       404
+neighborhood             t2   200   404        404           404        404         404            404       404
+checklists               t1   200   200        200           200        200         200            200       404
+checklists               t2   200   404        404           404        404         404            404       404
+checklist.new            t1   200   200        403           403        403         403            403       404
+checklist.new            t2   200   404        404           404        404         404            404       404
+checklist.edit           t1   200   200        403           403        403         403            403       404
+checklist.edit           t2   200   404        404           404        404         404            404       404
+checklist.edit:post      t1   303   303        403           403        403         403            403       404
+checklist.edit:post      t2   303   404        404           404        404         404            404       404
+rules                    t1   200   200        403           403        403         403            403       404
+rules                    t2   200   404        404           404        404         404            404       404
+rules:post               t1   303   303        403           403        403         403            403       404
+rules:post               t2   303   404        404           404        404         404            404       404
+"""
+
+
+def _local_now_minus_hour() -> str:
+    return (datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+
+
+def _rules_form(o) -> dict:
+    """The town's rules as the rules page posts them, plus one new rule ticked on."""
+    from portal.blueprints.duties.models import ContactRule
+
+    rules = list(db.session.scalars(select(ContactRule).where(ContactRule.town_id == o.town)
+                                    .order_by(ContactRule.id)))
+    data = {}
+    for i, r in enumerate(rules):
+        data.update({f"rules-{i}-id": str(r.id), f"rules-{i}-category": r.category,
+                     f"rules-{i}-period": r.period, f"rules-{i}-method": r.method})
+        if r.active:
+            data[f"rules-{i}-active"] = "y"
+    n = len(rules)
+    data.update({f"rules-{n}-id": "", f"rules-{n}-category": "ordinary",
+                 f"rules-{n}-period": "month", f"rules-{n}-method": "any",
+                 f"rules-{n}-active": "y"})
+    return data
+
+
+HOUSEHOLD_FORM = {"head_name": "新户", "address": "新路 1 号", "phone": "13700009999",
+                  "member_count": "2"}
+
+#: route → (method, URL from the object's ids, form data or None, extra headers or None)
+ROUTES = {
+    "region.node": ("GET", lambda o: f"/regions/{o.hood}", None, None),
+    "region.edit": ("GET", lambda o: f"/regions/{o.hood}/edit", None, None),
+    "region.edit:post": ("POST", lambda o: f"/regions/{o.hood}/edit",
+                         lambda o: {"name": "改过的邻"}, None),
+    "child.create:post": ("POST", lambda o: f"/regions/{o.group}/children",
+                          lambda o: {"name": "新加的邻"}, None),
+    "household.new": ("GET", lambda o: f"/regions/{o.hood}/households/new", None, None),
+    "household.new:post": ("POST", lambda o: f"/regions/{o.hood}/households/new",
+                           lambda o: HOUSEHOLD_FORM, None),
+    "household.edit": ("GET", lambda o: f"/regions/households/{o.hh}/edit", None, None),
+    "household.edit:post": ("POST", lambda o: f"/regions/households/{o.hh}/edit",
+                            lambda o: {**HOUSEHOLD_FORM, "head_name": "改名户"}, None),
+    "household.move": ("GET", lambda o: f"/regions/households/{o.hh}/move", None, None),
+    "household.move:post": ("POST", lambda o: f"/regions/households/{o.hh}/move",
+                            lambda o: {"neighborhood_id": str(o.hoodb)}, None),
+    "post.new": ("GET", lambda o: f"/regions/{o.hood}/posts/new", None, None),
+    "post.new:post": ("POST", lambda o: f"/regions/{o.hood}/posts/new",
+                      lambda o: {"role": "neighbor_chief", "phone": "13700008888",
+                                 "name": "新邻长", "password": "new-pass-123"}, None),
+    "post.end": ("GET", lambda o: f"/regions/posts/{o.post}/end", None, None),
+    "post.end:post": ("POST", lambda o: f"/regions/posts/{o.post}/end",
+                      lambda o: {"confirm": "y"}, None),
+    "tags": ("GET", lambda o: f"/regions/towns/{o.town}/tags", None, None),
+    "tags:post": ("POST", lambda o: f"/regions/towns/{o.town}/tags",
+                  lambda o: {"name": "新标签"}, None),
+    "tag.toggle:post": ("POST", lambda o: f"/regions/tags/{o.tag}/toggle", lambda o: {}, None),
+    "duty.household": ("GET", lambda o: f"/duties/households/{o.hh}", None, None),
+    "duty.row": ("GET", lambda o: f"/duties/households/{o.hh}/row", None,
+                 lambda o: {"HX-Request": "true", "HX-Target": f"hh-{o.hh}"}),
+    "duty.log": ("GET", lambda o: f"/duties/households/{o.hh}/log", None, None),
+    "duty.log:post": ("POST", lambda o: f"/duties/households/{o.hh}/log",
+                      lambda o: {"duty_item_id": str(o.duty_item), "method": "visit",
+                                 "occurred_at": _local_now_minus_hour(), "note": "走访",
+                                 "token": str(uuid.uuid4())}, None),
+    "duty.photo": ("GET", lambda o: f"/duties/logs/{o.log}/photo", None, None),
+    "dashboard": ("GET", lambda o: f"/duties/dashboard?region={o.group}", None, None),
+    "neighborhood": ("GET", lambda o: f"/duties/neighborhoods/{o.hood}", None, None),
+    "checklists": ("GET", lambda o: f"/duties/checklists?town={o.town}", None, None),
+    "checklist.new": ("GET", lambda o: f"/duties/checklists/new?town={o.town}&kind=duty",
+                      None, None),
+    "checklist.edit": ("GET", lambda o: f"/duties/checklists/{o.item}/edit", None, None),
+    "checklist.edit:post": ("POST", lambda o: f"/duties/checklists/{o.item}/edit",
+                            lambda o: {"title": "改过的职责", "description": "说明",
+                                       "active": "y"}, None),
+    "rules": ("GET", lambda o: f"/duties/rules?town={o.town}", None, None),
+    "rules:post": ("POST", lambda o: f"/duties/rules?town={o.town}", _rules_form, None),
+}
+
+
+def _parse(table: str) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """{(route, role): [(object, expected status), ...]} from the table's text."""
+    lines = [ln.split() for ln in table.strip().splitlines()]
+    header, rows = lines[0], lines[1:]
+    assert tuple(header[2:]) == ROLES
+    cells: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for row in rows:
+        route, where, *codes = row
+        assert route in ROUTES, route
+        assert len(codes) == len(ROLES), row
+        for role, code in zip(ROLES, codes, strict=True):
+            cells.setdefault((route, role), []).append((where, int(code)))
+    return cells
+
+
+EXPECTED = _parse(TABLE)
+
+
+def test_table_covers_every_route_and_role_for_in_and_out_objects():
+    assert {route for route, _ in EXPECTED} == set(ROUTES)
+    for (route, role), rows in EXPECTED.items():
+        assert role in ROLES
+        assert [w for w, _ in rows] in (["v1", "v2", "t2"], ["t1", "t2"]), route
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+def _photo_log(app, household, town_id, user_id):
+    """A duty log with a photo file, written directly (not through the code under test)."""
+    from portal.blueprints.duties.models import ChecklistItem, DutyLog
+
+    item = db.session.scalar(select(ChecklistItem.id).where(
+        ChecklistItem.town_id == town_id, ChecklistItem.kind == "duty").order_by(ChecklistItem.id))
+    name = f"{uuid.uuid4().hex}.jpg"
+    folder = Path(app.config["UPLOAD_DIR"]) / "duty"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg \xff\xd9")
+    log = DutyLog(household_id=household.id, neighborhood_id=household.neighborhood_id,
+                  user_id=user_id, duty_item_id=item, method="visit",
+                  occurred_at=datetime.now(ZoneInfo("UTC")).replace(tzinfo=None)
+                  - timedelta(days=1),
+                  note="", photo=name, form_token=str(uuid.uuid4()))
+    db.session.add(log)
+    db.session.flush()
+    return log.id, item
+
+
+@pytest.fixture
+def places(app, world):
+    """Ids of the objects each row of the table asks about (built in one transaction)."""
+    from portal.blueprints.auth.models import User
+    from portal.blueprints.duties.models import ChecklistItem
+    from portal.blueprints.regions.models import HouseholdTag, Post
+    from portal.blueprints.regions.services import create_household, create_region
+
+    town2 = create_region(None, None, "第二镇")
+    group = create_region(None, create_region(None, create_region(None, town2, "二镇村"),
+                                              "二镇片"), "二镇组")
+    t2 = SimpleNamespace(town=town2, group=group, hood=create_region(None, group, "二镇邻"),
+                         hoodb=create_region(None, group, "二镇邻b"))
+    t2.hh = create_household(None, t2.hood, {"address": "二镇路 1 号", "head_name": "丁",
+                                             "phone": "13912345678", "member_count": 2}, [])
+    v1 = SimpleNamespace(town=world.town, group=world.group1, hood=world.hood1,
+                         hoodb=world.hood1b, hh=world.hh1)
+    v2 = SimpleNamespace(town=world.town, group=world.group2, hood=world.hood2,
+                         hoodb=world.hood2b, hh=world.hh2)
+    out = {}
+    for i, (key, ns) in enumerate((("v1", v1), ("v2", v2), ("t2", t2))):
+        # a 邻长 whose post the "post.end" rows end (no password: never logs in)
+        holder = User(phone=f"1360000000{i}", name=f"待结束{key}", password_hash="!")
+        db.session.add(holder)
+        db.session.flush()
+        post = Post(user_id=holder.id, region_id=ns.hood.id, role="neighbor_chief")
+        db.session.add(post)
+        db.session.flush()
+        log_id, item_id = _photo_log(app, ns.hh, ns.town.id, world.admin.id)
+        tag_id = db.session.scalar(select(HouseholdTag.id).where(
+            HouseholdTag.town_id == ns.town.id, HouseholdTag.name == "其他"))
+        last_item = db.session.scalar(select(ChecklistItem.id).where(
+            ChecklistItem.town_id == ns.town.id, ChecklistItem.kind == "negative")
+            .order_by(ChecklistItem.id.desc()))
+        out[key] = SimpleNamespace(town=ns.town.id, group=ns.group.id, hood=ns.hood.id,
+                                   hoodb=ns.hoodb.id, hh=ns.hh.id, post=post.id, log=log_id,
+                                   duty_item=item_id, tag=tag_id, item=last_item)
+    db.session.commit()
+    out["t1"] = out["v1"]
+    return out
+
+
+def snapshot() -> dict:
+    """Every row of every table, to compare before and after a request."""
+    with db.engine.connect() as conn:
+        return {t.name: conn.execute(select(t).order_by(*t.primary_key.columns)).all()
+                for t in db.metadata.sorted_tables}
+
+
+def token_of(response) -> str:
+    m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.data.decode())
+    assert m, "no CSRF token on the page"
+    return m.group(1)
+
+
+def csrf_token(client) -> str:
+    """A token for ``client``'s session, from a page every account may open."""
+    return token_of(client.get("/account/password"))
+
+
+def send(client, route, o, token=None):
+    method, url, data, headers = ROUTES[route]
+    headers = headers(o) if headers else {}
+    if method == "GET":
+        return client.get(url(o), headers=headers)
+    form = dict(data(o))
+    if token:
+        form["csrf_token"] = token
+    return client.post(url(o), data=form, headers=headers)
+
+
+# -- the table --------------------------------------------------------------------------------
+@pytest.mark.parametrize(("route", "role"), [pytest.param(*k, id=f"{k[0]}-{k[1]}")
+                                             for k in EXPECTED])
+def test_access(route, role, world, places, login_as):
+    """One route, one role: every object row of the table (in scope, out of scope)."""
+    client = login_as(getattr(world, role))
+    method = ROUTES[route][0]
+    wrong = []
+    for where, expected in EXPECTED[(route, role)]:
+        token = csrf_token(client) if method == "POST" else None
+        before = snapshot()
+        r = send(client, route, places[where], token)
+        body = r.get_data().decode(errors="replace")  # read fully (closes a file response)
+        r.close()
+        if r.status_code != expected:
+            wrong.append(f"{where}: expected {expected}, got {r.status_code}: "
+                         f"{' '.join(body.split())[:300]}")
+        elif expected in (403, 404) and snapshot() != before:
+            wrong.append(f"{where}: refused ({expected}) but the database changed")
+        elif expected == 303 and ("/login" in r.headers["Location"] or snapshot() == before):
+            wrong.append(f"{where}: allowed ({expected}) but nothing was saved")
+    assert not wrong, f"{route} as {role}:\n" + "\n".join(wrong)
+
+
+# -- unauthenticated --------------------------------------------------------------------------
+@pytest.mark.parametrize("route", list(ROUTES))
+def test_anonymous_is_sent_to_login(route, client, places):
+    token = None
+    if ROUTES[route][0] == "POST":
+        token = token_of(client.get("/login"))
+    before = snapshot()
+    r = send(client, route, places["v1"], token)
+    if ROUTES[route][3]:  # an htmx request: redirected by header, the page itself stays
+        assert r.status_code == 204
+        assert r.headers["HX-Redirect"].startswith("/login?next=")
+    else:
+        assert r.status_code == 302
+        assert r.headers["Location"].startswith("/login?next=")
+    assert snapshot() == before
+
+
+def test_anonymous_post_without_token_is_refused(client, places):
+    before = snapshot()
+    r = send(client, "tag.toggle:post", places["v1"])
+    assert r.status_code in (302, 400)
+    assert snapshot() == before
+
+
+def test_ended_post_gives_no_access(world, places, login_as):
+    """The same request flips from allowed to 404 once the post is ended."""
+    from portal.blueprints.regions.models import Post
+
+    client = login_as(world.village_staff)
+    assert send(client, "household.edit", places["v1"]).status_code == 200
+    post = db.session.scalar(select(Post).where(Post.user_id == world.village_staff.id))
+    post.ended_at = datetime(2020, 1, 1)
+    db.session.commit()
+    assert send(client, "household.edit", places["v1"]).status_code == 404
+    assert send(client, "duty.household", places["v1"]).status_code == 404
