@@ -68,8 +68,35 @@ DETAIL_LABELS = {
 }
 
 
+def _value_labels() -> dict[str, dict]:
+    from portal.blueprints.duties.models import (
+        CATEGORIES,
+        CHECKLIST_KINDS,
+        METHODS,
+        PERIODS,
+        RULE_METHODS,
+    )
+    from portal.blueprints.regions.models import LEVEL_LABELS, ROLE_LABELS
+
+    return {"level": LEVEL_LABELS, "role": ROLE_LABELS, "kind": CHECKLIST_KINDS,
+            "category": CATEGORIES, "period": PERIODS, "method": {**METHODS, **RULE_METHODS}}
+
+
+def _show(key: str, value, labels: dict[str, dict]):
+    if key == "tags" and isinstance(value, list):  # a list of names, or [old list, new list]
+        if value and isinstance(value[0], list):
+            return " → ".join("、".join(v) or "无" for v in value)
+        return "、".join(value) or "无"
+    if isinstance(value, list):
+        return " → ".join(str(_show(key, v, labels)) for v in value)
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    return labels.get(key, {}).get(value, value) if isinstance(value, str) else value
+
+
 def describe(entry: AuditEntry) -> tuple[str, list[tuple[str, str]]]:
-    """(action label, [(field label, value)]) for showing an audit row to staff."""
-    items = [(DETAIL_LABELS.get(k, k), v) for k, v in entry.detail_dict.items()
-             if k != "from_path"]
+    """(action label, [(field label, value)]) for showing an audit row to staff, in Chinese."""
+    labels = _value_labels()
+    items = [(DETAIL_LABELS.get(k, k), _show(k, v, labels))
+             for k, v in entry.detail_dict.items() if k != "from_path"]
     return ACTION_LABELS.get(entry.action, entry.action), items
