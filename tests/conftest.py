@@ -7,13 +7,14 @@ Set PORTAL_TEST_DATABASE_URL=postgresql://… to run everything on PostgreSQL.
 import contextvars
 import os
 import re
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, make_url, text
 
 from portal import create_app
 from portal.extensions import db, limiter
@@ -242,3 +243,22 @@ def output_dir(request):
     path = OUTPUT / re.sub(r"[^\w.-]+", "_", request.node.name)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture
+def empty_db_url(tmp_path):
+    """The URL of a new, empty database on the suite's engine; dropped afterwards."""
+    if not TEST_DB_URL:
+        yield f"sqlite:///{tmp_path}/empty.db"
+        return
+    base = make_url(TEST_DB_URL).set(drivername="postgresql+psycopg")
+    name = f"{base.database}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

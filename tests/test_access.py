@@ -23,7 +23,6 @@ An allowed GET answers 200, an allowed POST 303. Every refused request, GET or P
 the whole database unchanged; every allowed POST must change it.
 """
 
-import re
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
+from tests.conftest import csrf_from
 
 ROLES = ("admin", "town_staff", "village_staff", "area_chief", "group_chief", "neighbor_chief",
          "volunteer", "nobody")
@@ -298,15 +298,9 @@ def snapshot() -> dict:
                 for t in db.metadata.sorted_tables}
 
 
-def token_of(response) -> str:
-    m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.data.decode())
-    assert m, "no CSRF token on the page"
-    return m.group(1)
-
-
 def csrf_token(client) -> str:
     """A token for ``client``'s session, from a page every account may open."""
-    return token_of(client.get("/account/password"))
+    return csrf_from(client.get("/account/password"))
 
 
 def send(client, route, o, token=None):
@@ -349,7 +343,7 @@ def test_access(route, role, world, places, login_as):
 def test_anonymous_is_sent_to_login(route, client, places):
     token = None
     if ROUTES[route][0] == "POST":
-        token = token_of(client.get("/login"))
+        token = csrf_from(client.get("/login"))
     before = snapshot()
     r = send(client, route, places["v1"], token)
     if ROUTES[route][3]:  # an htmx request: redirected by header, the page itself stays

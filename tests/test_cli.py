@@ -1,11 +1,8 @@
 """The flask commands: create-user, seed demo, init-db."""
 
-import os
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, distinct, func, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import distinct, func, inspect, select
 from werkzeug.security import check_password_hash
 
 from portal import create_app
@@ -16,8 +13,6 @@ from portal.blueprints.regions.models import Household, Post, Region
 from portal.clock import to_local, utcnow
 from portal.extensions import db
 from portal.scope import ROLES
-
-TEST_DB_URL = os.environ.get("PORTAL_TEST_DATABASE_URL")
 
 
 def count(model) -> int:
@@ -202,25 +197,6 @@ def test_seed_demo_clash_with_existing_accounts_saves_nothing(runner, world):
 
 
 # -- init-db ------------------------------------------------------------------------------------
-@pytest.fixture
-def empty_db_url(tmp_path):
-    """The URL of a new, empty database on the suite's engine; dropped afterwards."""
-    if not TEST_DB_URL:
-        yield f"sqlite:///{tmp_path}/empty.db"
-        return
-    base = make_url(TEST_DB_URL).set(drivername="postgresql+psycopg")
-    name = f"{base.database}_cli_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def test_init_db_on_an_empty_database(empty_db_url):
     fresh = create_app({"TESTING": True, "DATABASE_URL": empty_db_url,
                         "SECRET_KEY": "test", "RATELIMIT_STORAGE_URI": "memory://"})

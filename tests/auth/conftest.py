@@ -1,18 +1,12 @@
 """Helpers for the account and security tests (the shared fixtures live in tests/conftest.py)."""
 
-import re
 from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
-
-
-def token_of(response) -> str:
-    m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.data.decode())
-    assert m, "no CSRF token on the page"
-    return m.group(1)
+from tests.conftest import csrf_from
 
 
 @pytest.fixture
@@ -21,7 +15,7 @@ def post_login(app):
     (fetches the form first, so the CSRF token belongs to ``client``'s session)."""
 
     def post(client, phone, password, next=None):
-        token = token_of(client.get("/login"))
+        token = csrf_from(client.get("/login"))
         url = "/login" if next is None else "/login?" + urlencode({"next": next})
         return client.post(url, data={"phone": phone, "password": password,
                                       "csrf_token": token})

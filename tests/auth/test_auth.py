@@ -17,19 +17,11 @@ from portal.blueprints.auth.models import User
 from portal.blueprints.duties.models import ChecklistItem, DutyLog
 from portal.blueprints.regions.models import HouseholdTag, Post
 from portal.extensions import db
+from tests.conftest import csrf_from
 
 PASSWORD = "test-pass-123"  # tests/conftest.py gives every factory-made user this password
 LOGIN_FAILED = "手机号或密码不对。"
 CSRF_FAILED = "安全校验失败"
-
-
-def token_of(response) -> str:
-    """The CSRF token of a page: the login form's hidden field or <body hx-headers>."""
-    html = response.data.decode()
-    m = (re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
-         or re.search(r'"X-CSRFToken": "([^"]+)"', html))
-    assert m, "no CSRF token on the page"
-    return m.group(1)
 
 
 def session_of(client) -> dict:
@@ -142,7 +134,7 @@ def test_logout_is_post_only_and_needs_csrf(world, login_as, is_logged_in):
 
     page = c.get("/duties/checklists")
     assert 'action="/logout"' in page.data.decode()
-    r = c.post("/logout", data={"csrf_token": token_of(page)})
+    r = c.post("/logout", data={"csrf_token": csrf_from(page)})
     assert r.status_code == 303
     assert r.headers["Location"] == "/login"
     assert not is_logged_in(c)
@@ -166,7 +158,7 @@ def test_change_password_refused(world, login_as, is_logged_in, current, new, fi
     c = login_as(user)
     page = c.get("/account/password")
     r = c.post("/account/password",
-               data={"current": current, "password": new, "csrf_token": token_of(page)})
+               data={"current": current, "password": new, "csrf_token": csrf_from(page)})
     assert r.status_code == 422
     assert field_message in r.data.decode()
     db.session.expire_all()
@@ -185,7 +177,7 @@ def test_change_password_ends_other_sessions(world, client, login_as, post_login
 
     page = phone_a.get("/account/password")
     r = phone_a.post("/account/password", data={
-        "current": PASSWORD, "password": "a-new-pass-1", "csrf_token": token_of(page)})
+        "current": PASSWORD, "password": "a-new-pass-1", "csrf_token": csrf_from(page)})
     assert r.status_code == 303
     assert r.headers["Location"] == "/"
     assert "其他设备上的登录已失效" in phone_a.get("/duties/").data.decode()
@@ -212,7 +204,7 @@ def test_change_password_needs_login(app, client):
 # -- login rate limit ---------------------------------------------------------------------------
 def test_login_rate_limit_per_minute(world, app, client, post_login, is_logged_in):
     assert app.config["LOGIN_RATE_LIMIT"] == "10 per minute;50 per hour"
-    token = token_of(client.get("/login"))
+    token = csrf_from(client.get("/login"))
     for _ in range(10):
         r = client.post("/login", data={"phone": world.neighbor_chief.phone,
                                         "password": "wrong-pass-1", "csrf_token": token})
@@ -234,14 +226,14 @@ def test_login_rate_limit_per_minute(world, app, client, post_login, is_logged_i
     assert r.status_code == 429  # same test-client address: 127.0.0.1
     r = other.post("/login", environ_base={"REMOTE_ADDR": "10.1.2.3"},
                    data={"phone": world.neighbor_chief.phone, "password": PASSWORD,
-                         "csrf_token": token_of(other.get("/login"))})
+                         "csrf_token": csrf_from(other.get("/login"))})
     assert r.status_code == 303
 
 
 def test_login_rate_limit_message_names_the_longer_wait(world, app, client, monkeypatch):
     # the hourly limit, made small so the test need not wait out the minute limit
     monkeypatch.setitem(app.config, "LOGIN_RATE_LIMIT", "100 per minute;3 per hour")
-    token = token_of(client.get("/login"))
+    token = csrf_from(client.get("/login"))
     data = {"phone": world.neighbor_chief.phone, "password": "wrong-pass-1", "csrf_token": token}
     for _ in range(3):
         assert client.post("/login", data=data).status_code == 422
@@ -359,7 +351,7 @@ def test_every_post_route_accepts_the_htmx_csrf_header(world, app, login_as, mon
     check" here.)"""
     monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
     c = login_as(world.admin)
-    token = token_of(c.get("/duties/checklists"))
+    token = csrf_from(c.get("/duties/checklists"))
     for endpoint, method, url in _post_routes(app, world):
         r = c.open(url, method=method, data=_plausible_form(world),
                    headers={"X-CSRFToken": token, "HX-Request": "true"})
@@ -402,7 +394,7 @@ def test_htmx_post_with_header_token_saves_the_log(world, login_as):
 
 def test_a_token_from_another_session_is_refused(world, login_as):
     mine, theirs = login_as(world.neighbor_chief), login_as(world.neighbor_chief2)
-    their_token = token_of(theirs.get("/duties/"))
+    their_token = csrf_from(theirs.get("/duties/"))
     page = mine.get(f"/duties/households/{world.hh1.id}/log")
     data = _log_form_data(page) | {"csrf_token": their_token}
     r = mine.post(f"/duties/households/{world.hh1.id}/log", data=data)
@@ -443,7 +435,7 @@ def test_phone_is_in_no_url(world, login_as):
     page = c.get(f"/regions/households/{world.hh1.id}/edit")
     r = c.post(f"/regions/households/{world.hh1.id}/edit", data={
         "head_name": "甲1", "address": "测试路1号", "phone": "13955556666", "member_count": "3",
-        "csrf_token": token_of(page)})
+        "csrf_token": csrf_from(page)})
     assert r.status_code == 303
     assert "13955556666" not in r.headers["Location"]
 
@@ -468,7 +460,7 @@ def test_phone_is_not_in_the_sql_log(world, login_as, caplog):
     page = c.get(f"/regions/households/{world.hh1.id}/edit")
     r = c.post(f"/regions/households/{world.hh1.id}/edit", data={
         "head_name": "甲1", "address": "测试路1号", "phone": "13955556666", "member_count": "3",
-        "csrf_token": token_of(page)})
+        "csrf_token": csrf_from(page)})
     assert r.status_code == 303
     assert c.get(f"/duties/households/{world.hh1.id}").status_code == 200
     logged = caplog.text
@@ -500,7 +492,7 @@ def test_phone_is_not_in_the_log_or_page_of_a_server_error(world, app, login_as,
     page = c.get(f"/regions/households/{world.hh1.id}/edit")
     r = c.post(f"/regions/households/{world.hh1.id}/edit", data={
         "head_name": "甲1", "address": "测试路1号", "phone": "13955556666", "member_count": "3",
-        "csrf_token": token_of(page)})
+        "csrf_token": csrf_from(page)})
     assert r.status_code == 500
     html = r.data.decode()
     assert "系统出错" in html

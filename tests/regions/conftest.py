@@ -1,19 +1,13 @@
 """Helpers for the region-tree, household and post tests (shared fixtures: tests/conftest.py)."""
 
 import json
-import re
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
 
 from portal.extensions import db
-
-
-def token_of(response) -> str:
-    m = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.data.decode())
-    assert m, "no CSRF token on the page"
-    return m.group(1)
+from tests.conftest import csrf_from
 
 
 @pytest.fixture
@@ -23,7 +17,7 @@ def page_token(app):
     def get(client, url) -> str:
         r = client.get(url)
         assert r.status_code == 200, (url, r.status_code)
-        return token_of(r)
+        return csrf_from(r)
 
     return get
 
@@ -37,7 +31,7 @@ def submit(app):
     def post(client, page, data, action=None):
         r = client.get(page)
         assert r.status_code == 200, (page, r.status_code)
-        return client.post(action or page, data={**data, "csrf_token": token_of(r)})
+        return client.post(action or page, data={**data, "csrf_token": csrf_from(r)})
 
     return post
 
