@@ -54,10 +54,13 @@ def register(app):
         return render(400, "安全校验失败（页面停留太久或已在别处退出）。请刷新页面后重新提交。")
 
     @app.after_request
-    def no_store_for_htmx(response):
-        # keep partials (which may hold personal data) out of htmx's history cache
-        if request.headers.get("HX-Request"):
-            response.headers.setdefault("Cache-Control", "no-store")
+    def private_pages(response):
+        """Pages may hold personal data: no shared caches; htmx partials not even in the
+        browser's (nor in htmx's history)."""
+        if request.endpoint != "static" and response.mimetype == "text/html":
+            response.headers.setdefault(
+                "Cache-Control", "no-store" if request.headers.get("HX-Request")
+                else "private, no-cache")
         return response
 
 

@@ -82,3 +82,4 @@ def test_back_link_cannot_leave_the_site(world, login_as):
     c = login_as(world.village_staff)
     html = c.get(f"/users/{world.group_chief.id}/password?back=javascript:alert(1)").data.decode()
     assert "javascript:" not in html
+
