@@ -247,18 +247,23 @@ def output_dir(request):
 
 @pytest.fixture
 def empty_db_url(tmp_path):
-    """The URL of a new, empty database on the suite's engine; dropped afterwards."""
+    """The URL of a new, empty database on the suite's engine, removed afterwards.
+
+    On PostgreSQL it is a fresh schema of the test database, put first on the search path: unlike
+    a new database it can be dropped while autovacuum or a pooled connection still looks at it.
+    """
     if not TEST_DB_URL:
         yield f"sqlite:///{tmp_path}/empty.db"
         return
     base = make_url(TEST_DB_URL).set(drivername="postgresql+psycopg")
-    name = f"{base.database}_{uuid.uuid4().hex[:8]}"
+    schema = f"empty_{uuid.uuid4().hex[:8]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
-        yield base.set(database=name).render_as_string(hide_password=False)
+        url = base.update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
