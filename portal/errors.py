@@ -81,3 +81,17 @@ def show_on_form(form, error: ServiceError) -> None:
         field.errors.append(error.message)
     else:
         form.form_errors.append(error.message)
+
+
+def attempt(form, change) -> bool:
+    """Run ``change()``; if a rule refuses, roll the session back, show why on ``form`` and
+    return False (the view then re-renders the form with 422)."""
+    from portal.extensions import db
+
+    try:
+        change()
+    except ServiceError as e:
+        db.session.rollback()
+        show_on_form(form, e)
+        return False
+    return True

@@ -268,3 +268,16 @@ def get_user_or_404(user_id: int, action: str = "manage"):
     if not all(scope.allows(action, p) for p in paths):
         abort(403)
     return user, paths[0]
+
+
+def visible_ancestors(region, action: str = "view") -> list:
+    """The ancestors of ``region`` (top first) the user may ``action``, for breadcrumbs."""
+    from portal.blueprints.regions.models import Region
+
+    ids = region.ancestor_ids[:-1]
+    if not ids:
+        return []
+    scope = current_scope()
+    return [r for r in db.session.scalars(
+        select(Region).where(Region.id.in_(ids)).order_by(Region.path))
+        if scope.allows(action, r.path)]

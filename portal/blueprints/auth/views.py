@@ -10,7 +10,7 @@ from portal.blueprints.auth.forms import LoginForm, PasswordForm, ResetPasswordF
 from portal.blueprints.auth.models import User
 from portal.blueprints.auth.services import authenticate, change_password, reset_password
 from portal.blueprints.regions.models import Post
-from portal.errors import ServiceError, show_on_form
+from portal.errors import attempt
 from portal.extensions import db, limiter, login_manager
 from portal.scope import get_user_or_404
 
@@ -83,17 +83,12 @@ def logout():
 def password():
     form = PasswordForm()
     status = 200
-    if form.validate_on_submit():
-        try:
-            change_password(current_user, form.current.data, form.password.data)
-        except ServiceError as e:
-            db.session.rollback()
-            show_on_form(form, e)
-        else:
-            db.session.commit()
-            login_user(current_user)  # re-issue the session id with the new generation
-            flash("密码已修改，其他设备上的登录已失效。")
-            return redirect(url_for("home"), 303)
+    if form.validate_on_submit() and attempt(
+            form, lambda: change_password(current_user, form.current.data, form.password.data)):
+        db.session.commit()
+        login_user(current_user)  # re-issue the session id with the new generation
+        flash("密码已修改，其他设备上的登录已失效。")
+        return redirect(url_for("home"), 303)
     if request.method == "POST":
         status = 422
     return render_template("auth/password.html", form=form), status
@@ -105,15 +100,10 @@ def reset(user_id: int):
     user, region_path = get_user_or_404(user_id, "manage")
     back = _safe_next(request.args.get("back"))
     form = ResetPasswordForm()
-    if form.validate_on_submit():
-        try:
-            reset_password(current_user, user, form.password.data, region_path)
-        except ServiceError as e:
-            db.session.rollback()
-            show_on_form(form, e)
-        else:
-            db.session.commit()
-            flash(f"已重置 {user.name} 的密码，请当面告诉本人并提醒登录后修改。")
-            return redirect(back, 303)
+    if form.validate_on_submit() and attempt(
+            form, lambda: reset_password(current_user, user, form.password.data, region_path)):
+        db.session.commit()
+        flash(f"已重置 {user.name} 的密码，请当面告诉本人并提醒登录后修改。")
+        return redirect(back, 303)
     status = 422 if request.method == "POST" else 200
     return render_template("auth/reset.html", form=form, user=user, back=back), status

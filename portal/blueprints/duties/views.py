@@ -8,7 +8,7 @@ from portal.blueprints.duties.forms import ChecklistItemForm, DutyLogForm, Rules
 from portal.blueprints.duties.models import CHECKLIST_KINDS, ChecklistItem, DutyLog
 from portal.blueprints.regions.models import Region
 from portal.clock import local_to_utc, to_local, utcnow
-from portal.errors import ServiceError, show_on_form
+from portal.errors import ServiceError, attempt, show_on_form
 from portal.extensions import db
 from portal.htmx import hx_target, render_page_or_partial
 from portal.scope import (
@@ -17,6 +17,7 @@ from portal.scope import (
     get_region_or_404,
     get_town_or_404,
     town_id_of,
+    visible_ancestors,
 )
 
 
@@ -187,17 +188,7 @@ def dashboard():
     now = utcnow()
     total, rows = svc.dashboard_rows(region, now)
     return render_template("duties/dashboard.html", region=region, total=total, rows=rows,
-                           trail=_trail(region), now=now)
-
-
-def _trail(region):
-    """Ancestors of ``region`` the user may see, for the breadcrumb (one query)."""
-    scope = current_scope()
-    ids = region.ancestor_ids[:-1]
-    if not ids:
-        return []
-    found = {r.id: r for r in db.session.scalars(select(Region).where(Region.id.in_(ids)))}
-    return [found[i] for i in ids if i in found and scope.can_view(found[i].path)]
+                           trail=visible_ancestors(region), now=now)
 
 
 @bp.get("/neighborhoods/<int:region_id>")
@@ -210,7 +201,7 @@ def neighborhood(region_id: int):
     rows = svc.sort_households(svc.neighborhood_households([region.id]), lambda h: windows)
     chiefs = svc.neighborhood_chiefs(region.id)
     return render_template("duties/neighborhood.html", region=region, rows=rows, now=now,
-                           chiefs=chiefs, trail=_trail(region),
+                           chiefs=chiefs, trail=visible_ancestors(region),
                            logs_month=svc.neighborhood_logs_this_month(region.id, now))
 
 
@@ -251,12 +242,7 @@ def checklist_edit(item_id: int | None = None):
         data = {"title": form.title.data, "description": form.description.data or "",
                 "active": form.active.data,
                 "kind": item.kind if item else form.kind.data}
-        try:
-            svc.save_checklist_item(current_user, town, item, data)
-        except ServiceError as e:
-            db.session.rollback()
-            show_on_form(form, e)
-        else:
+        if attempt(form, lambda: svc.save_checklist_item(current_user, town, item, data)):
             db.session.commit()
             flash("清单已保存。")
             return redirect(url_for("duties.checklists", town=town.id), 303)
@@ -288,12 +274,7 @@ def rules():
             rows.append({"id": rid, "category": sub.form.category.data,
                          "period": sub.form.period.data, "method": sub.form.method.data,
                          "active": sub.form.active.data, "delete": sub.form.delete.data})
-        try:
-            svc.save_rules(current_user, town, rows)
-        except ServiceError as e:
-            db.session.rollback()
-            show_on_form(form, e)
-        else:
+        if attempt(form, lambda: svc.save_rules(current_user, town, rows)):
             db.session.commit()
             flash("联系规则已保存，各户状态已按新规则计算。")
             return redirect(url_for("duties.checklists", town=town.id, _anchor="rules"), 303)

@@ -16,7 +16,7 @@ from portal.blueprints.regions.forms import (
     TagForm,
 )
 from portal.blueprints.regions.models import Household, HouseholdTag, Post, Region
-from portal.errors import ServiceError, show_on_form
+from portal.errors import ServiceError, attempt, show_on_form
 from portal.extensions import db
 from portal.scope import (
     current_scope,
@@ -24,6 +24,7 @@ from portal.scope import (
     get_post_or_404,
     get_region_or_404,
     get_town_or_404,
+    visible_ancestors,
 )
 
 
@@ -87,9 +88,7 @@ def node(region_id: int):
         select(Post).options(joinedload(Post.user)).where(Post.region_id == region.id)
         .order_by(Post.ended_at.is_not(None), Post.role, Post.started_at)))
     scope = current_scope()
-    trail = [r for r in db.session.scalars(select(Region).where(
-        Region.id.in_(region.ancestor_ids[:-1])).order_by(Region.path))
-        if scope.allows("manage", r.path)]
+    trail = visible_ancestors(region, "manage")
     return render_template("regions/node.html", region=region, children=children,
                            households=households, posts=posts, trail=trail, form=RegionForm(),
                            sees_phone=scope.sees_phone(region.path))
@@ -117,14 +116,9 @@ def child_create(region_id: int):
 def region_edit(region_id: int):
     region = get_region_or_404(region_id, "manage")
     form = RegionForm(obj=region)
-    if form.validate_on_submit():
-        try:
-            svc.rename_region(current_user, region, form.name.data)
-        except ServiceError as e:
-            db.session.rollback()
-            show_on_form(form, e)
-        else:
-            return _saved("名称已修改。", url_for("regions.node", region_id=region.id))
+    if form.validate_on_submit() and attempt(
+            form, lambda: svc.rename_region(current_user, region, form.name.data)):
+        return _saved("名称已修改。", url_for("regions.node", region_id=region.id))
     return render_template("regions/region_form.html", form=form, region=region,
                            action=url_for("regions.region_edit", region_id=region.id),
                            title=f"修改{region.level_label}名称"), _status(form)
@@ -153,15 +147,10 @@ def household_new(region_id: int):
     if region.level != "neighborhood":
         abort(404)
     form = _household_form(region.town_id)
-    if form.validate_on_submit():
-        try:
-            svc.create_household(current_user, region, _household_data(form), form.tags.data)
-        except ServiceError as e:
-            db.session.rollback()
-            show_on_form(form, e)
-        else:
-            return _saved(f"已登记 {form.head_name.data}家。",
-                          url_for("regions.node", region_id=region.id))
+    if form.validate_on_submit() and attempt(form, lambda: svc.create_household(
+            current_user, region, _household_data(form), form.tags.data)):
+        return _saved(f"已登记 {form.head_name.data}家。",
+                      url_for("regions.node", region_id=region.id))
     return render_template("regions/household_form.html", form=form, region=region,
                            household=None), _status(form)
 
@@ -171,15 +160,13 @@ def household_edit(household_id: int):
     household = get_household_or_404(household_id, "manage")
     form = _household_form(household.neighborhood.town_id, household)
     if form.validate_on_submit():
-        try:
-            svc.update_household(current_user, household, _household_data(form), form.tags.data)
-        except ServiceError as e:
-            db.session.rollback()  # expires the household; reload it (relationships raise)
-            household = get_household_or_404(household_id, "manage")
-            show_on_form(form, e)
-        else:
+        data = _household_data(form)
+        if attempt(form, lambda: svc.update_household(current_user, household, data,
+                                                      form.tags.data)):
             return _saved("住户信息已保存。",
                           url_for("duties.household", household_id=household.id))
+        # the rollback expired the household; reload it (relationships raise)
+        household = get_household_or_404(household_id, "manage")
     return render_template("regions/household_form.html", form=form,
                            region=household.neighborhood, household=household), _status(form)
 
@@ -194,15 +181,11 @@ def household_move(household_id: int):
     form.neighborhood_id.choices = [(r.id, r.name) for r in targets]
     if form.validate_on_submit():
         target = get_region_or_404(form.neighborhood_id.data, "manage")
-        try:
-            svc.move_household(current_user, household, target)
-        except ServiceError as e:
-            db.session.rollback()  # expires the household; reload it (relationships raise)
-            household = get_household_or_404(household_id, "manage")
-            show_on_form(form, e)
-        else:
+        if attempt(form, lambda: svc.move_household(current_user, household, target)):
             return _saved(f"{household.head_name}家已移到 {target.name}。",
                           url_for("duties.household", household_id=household.id))
+        # the rollback expired the household; reload it (relationships raise)
+        household = get_household_or_404(household_id, "manage")
     return render_template("regions/household_move.html", form=form, household=household,
                            has_targets=bool(targets)), _status(form)
 
@@ -243,16 +226,12 @@ def post_end(post_id: int):
     post = get_post_or_404(post_id, "manage")
     form = ConfirmForm()
     if form.validate_on_submit():
-        try:
-            svc.end_post(current_user, post)
-        except ServiceError as e:
-            db.session.rollback()  # expires the post; reload it with its user and region
-            post = get_post_or_404(post_id, "manage")
-            show_on_form(form, e)
-        else:
+        if attempt(form, lambda: svc.end_post(current_user, post)):
             return _saved(f"{post.user.name}的{post.role_label}岗位已结束。",
                           url_for("regions.node", region_id=post.region_id)
                           if post.region_id else url_for("regions.index"))
+        # the rollback expired the post; reload it with its user and region
+        post = get_post_or_404(post_id, "manage")
     return render_template("regions/post_end.html", form=form, post=post), _status(form)
 
 
@@ -261,14 +240,9 @@ def post_end(post_id: int):
 def tags(town_id: int):
     town = get_town_or_404(town_id, "town")
     form = TagForm()
-    if form.validate_on_submit():
-        try:
-            svc.add_tag(current_user, town, form.name.data)
-        except ServiceError as e:
-            db.session.rollback()
-            show_on_form(form, e)
-        else:
-            return _saved("标签已添加。", url_for("regions.tags", town_id=town.id))
+    if form.validate_on_submit() and attempt(
+            form, lambda: svc.add_tag(current_user, town, form.name.data)):
+        return _saved("标签已添加。", url_for("regions.tags", town_id=town.id))
     return render_template("regions/tags.html", form=form, town=town,
                            tags=svc.town_tags(town.id, active_only=False)), _status(form)
 
