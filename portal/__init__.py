@@ -39,10 +39,12 @@ def create_app(config: dict | None = None) -> Flask:
     from portal.blueprints.auth import bp as auth_bp
     from portal.blueprints.duties import bp as duties_bp
     from portal.blueprints.regions import bp as regions_bp
+    from portal.blueprints.requests import bp as requests_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(regions_bp)
     app.register_blueprint(duties_bp)
+    app.register_blueprint(requests_bp)
 
     from portal import errors
 
@@ -61,6 +63,7 @@ def _import_models() -> None:
     from portal.blueprints.auth import models as _a  # noqa: F401
     from portal.blueprints.duties import models as _d  # noqa: F401
     from portal.blueprints.regions import models as _r  # noqa: F401
+    from portal.blueprints.requests import models as _q  # noqa: F401
 
 
 def _configure_database(app: Flask) -> None:

@@ -57,6 +57,14 @@ ACTION_LABELS = {
     "post.create": "任命岗位", "post.end": "结束岗位",
     "region.create": "新建单位", "region.rename": "单位改名",
     "tag.create": "新增标签", "tag.toggle": "启停标签",
+    "request.create": "提交诉求", "request.acknowledged": "响应诉求", "request.escalated": "上报诉求",
+    "request.timeout": "超时自动上报", "request.routed": "转交部门", "request.helpers": "发布接单",
+    "request.claimed": "接单", "request.released": "退回接单", "request.progress": "接单进展",
+    "request.helper_done": "接单办完", "request.closed": "办结答复", "request.rated": "居民评价",
+    "request.reopened": "重新打开诉求", "request.mediation": "记录调解",
+    "request_settings.update": "修改诉求时限", "category.create": "新增诉求类别",
+    "category.update": "修改诉求类别", "department.create": "新增承办部门",
+    "department.update": "修改承办部门", "household.renew_link": "更换点单链接",
     "user.create": "新建账号", "user.password": "修改密码", "user.reset_password": "重置密码",
 }
 DETAIL_LABELS = {
@@ -65,6 +73,9 @@ DETAIL_LABELS = {
     "from_path": "原路径", "holder": "人员", "role": "岗位", "kind": "清单", "title": "名称",
     "description": "说明", "active": "启用", "category": "对象", "method": "方式",
     "period": "周期", "rule": "规则", "member_count": "人数",
+    "source": "来源", "household": "住户", "department": "部门", "helper": "接单人",
+    "rating": "评价", "outcome": "结果", "hours": "各级时限(小时)", "reopen_days": "重开期限(天)",
+    "from_level": "原层级", "to_level": "新层级", "is_dispute": "纠纷类",
 }
 
 
@@ -77,8 +88,9 @@ def _value_labels() -> dict[str, dict]:
         RULE_METHODS,
     )
     from portal.blueprints.regions.models import LEVEL_LABELS, ROLE_LABELS
+    from portal.blueprints.requests.models import SOURCES
 
-    return {"level": LEVEL_LABELS, "role": ROLE_LABELS, "kind": CHECKLIST_KINDS,
+    return {"source": SOURCES, "level": LEVEL_LABELS, "role": ROLE_LABELS, "kind": CHECKLIST_KINDS,
             "category": CATEGORIES, "period": PERIODS, "method": {**METHODS, **RULE_METHODS}}
 
 

@@ -14,8 +14,8 @@ def mask_phone(phone: str | None) -> str:
     return phone[:3] + "****" + phone[-4:] if len(phone) >= 7 else "****"
 
 
-def check_phone(phone: str) -> str:
+def check_phone(phone: str, field: str = "phone") -> str:
     phone = (phone or "").strip()
     if not PHONE_RE.match(phone):
-        raise ServiceError("手机号应为 11 位数字，以 1 开头，如 13800138000。", "phone")
+        raise ServiceError("手机号应为 11 位数字，以 1 开头，如 13800138000。", field)
     return phone

@@ -281,3 +281,15 @@ def visible_ancestors(region, action: str = "view") -> list:
     return [r for r in db.session.scalars(
         select(Region).where(Region.id.in_(ids)).order_by(Region.path))
         if scope.allows(action, r.path)]
+
+
+def get_request_or_404(request_id: int):
+    """A resident's request (民情诉求) with its household, 邻 and category loaded; 404 unless the
+    user may read it (its household is in their subtrees, they took it, or it is on the 接单
+    board of their subtree). What they may *do* with it is the services' question."""
+    from portal.blueprints.requests import services as rsvc
+
+    req = rsvc.load(request_id)
+    if req is None or not rsvc.can_see(current_scope(), req, getattr(current_user, "id", None)):
+        abort(404)
+    return req

@@ -16,15 +16,10 @@ agree.
 
 from __future__ import annotations
 
-import io
-import secrets
 import uuid
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
-from flask import current_app
-from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -34,6 +29,8 @@ from portal.blueprints.regions.models import Household, Post, Region
 from portal.clock import local_midnight_utc, local_today, utcnow
 from portal.errors import ServiceError
 from portal.extensions import db
+from portal.photos import new_photo_name, process_photo, store_photo  # noqa: F401
+from portal.photos import photo_dir as photo_dir_of
 from portal.scope import path_range
 
 SEVEN_DUTIES = (
@@ -307,36 +304,8 @@ def new_form_token() -> str:
     return str(uuid.uuid4())
 
 
-def process_photo(upload) -> bytes | None:
-    """Downscaled JPEG bytes without metadata (EXIF, GPS, XMP, comments), or None when no file
-    was chosen."""
-    if upload is None or not getattr(upload, "filename", ""):
-        return None
-    raw = upload.read()
-    if not raw:
-        return None
-    side = current_app.config["PHOTO_MAX_SIDE"]
-    try:
-        with Image.open(io.BytesIO(raw)) as img:
-            img.draft(None, (side, side))  # JPEG: decode at 1/2…1/8 scale when that suffices
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            img = img.convert("RGB")
-            img.thumbnail((side, side))
-            # Pillow writes a JPEG comment found in .info back out; keep nothing but pixels
-            img.info.clear()
-            out = io.BytesIO()
-            img.save(out, "JPEG", quality=80, optimize=True)
-            return out.getvalue()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as e:
-        raise ServiceError("照片无法识别，请选择 JPG 或 PNG 图片。", "photo") from e
-
-
-def photo_dir() -> Path:
-    base = current_app.config["UPLOAD_DIR"] or Path(current_app.instance_path) / "uploads"
-    path = Path(base) / "duty"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def photo_dir():
+    return photo_dir_of("duty")
 
 
 def log_duty(actor, household: Household, *, duty_item_id: int, method: str,
@@ -362,7 +331,7 @@ def log_duty(actor, household: Household, *, duty_item_id: int, method: str,
         raise ServiceError("只能补记三个月内的履职。", "occurred_at")
     photo_name = None
     if photo:
-        photo_name = f"{uuid.uuid4().hex}.jpg"
+        photo_name = new_photo_name()
     log = DutyLog(household_id=household.id, neighborhood_id=household.neighborhood_id,
                   user_id=actor.id, duty_item_id=item.id, method=method,
                   occurred_at=occurred_at, note=note.strip(), photo=photo_name,
@@ -383,9 +352,7 @@ def log_duty(actor, household: Household, *, duty_item_id: int, method: str,
             raise
         return existing, False
     if photo_name:
-        tmp = photo_dir() / f".{photo_name}.{secrets.token_hex(4)}"
-        tmp.write_bytes(photo)
-        tmp.rename(photo_dir() / photo_name)
+        store_photo("duty", photo_name, photo)
     return log, True
 
 

@@ -135,6 +135,8 @@ class Household(IdMixin, TimestampMixin, db.Model):
     #: Latest contact of any method (visit, phone, WeChat, other).
     last_contact_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_contact_method: Mapped[str | None] = mapped_column(String(10))
+    #: Secret of the household's request link and QR code (点单); unguessable, replaceable.
+    intake_token: Mapped[str | None] = mapped_column(String(32), unique=True)
 
     neighborhood = relationship("Region", lazy="raise")
     tags = relationship("HouseholdTag", secondary=household_tag_links, lazy="raise",

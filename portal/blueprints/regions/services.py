@@ -1,5 +1,7 @@
 """Rules for the region tree, households and posts. Views parse, call these, render."""
 
+import secrets
+
 from sqlalchemy import func, select
 
 from portal.audit import record
@@ -67,6 +69,9 @@ def install_town_defaults(town: Region) -> None:
     for i, name in enumerate(DEFAULT_TAGS):
         db.session.add(HouseholdTag(town_id=town.id, name=name, sort=i))
     install_duty_defaults(town)
+    from portal.blueprints.requests.services import install_request_defaults
+
+    install_request_defaults(town)
 
 
 # -- households --------------------------------------------------------------------------------
@@ -103,11 +108,17 @@ def _household_fields(data: dict) -> dict:
     }
 
 
+def new_intake_token() -> str:
+    """The secret in a household's request link (22 URL-safe characters, 128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
 def create_household(actor, neighborhood: Region, data: dict, tag_ids: list[int]) -> Household:
     if neighborhood.level != "neighborhood":
         raise ServiceError("户只能登记在“邻”下面。")
     now = utcnow()
-    household = Household(neighborhood_id=neighborhood.id, **_household_fields(data))
+    household = Household(neighborhood_id=neighborhood.id, intake_token=new_intake_token(),
+                          **_household_fields(data))
     household.tags = []
     household.created_at = now
     db.session.add(household)
