@@ -110,3 +110,120 @@ def test_compare_finds_a_difference_when_there_is_one(fresh_app):
         conn.execute(text("ALTER TABLE users DROP COLUMN last_login_at"))
     diff = _diff()
     assert any(op[0] == "add_column" and op[3].name == "last_login_at" for op in diff), diff
+
+
+def _insert_region(parent: dict | None, level: str, name: str, at) -> dict:
+    """A region as revision 0001 stores it (raw SQL: the models are already at head)."""
+    row = db.session.execute(text(
+        "INSERT INTO regions (parent_id, level, name, path, created_at, updated_at)"
+        " VALUES (:p, :l, :n, '', :at, :at) RETURNING id"),
+        {"p": parent["id"] if parent else None, "l": level, "n": name, "at": at}).one()
+    path = (parent["path"] if parent else "/") + f"{row.id}/"
+    db.session.execute(text("UPDATE regions SET path = :path WHERE id = :id"),
+                       {"path": path, "id": row.id})
+    return {"id": row.id, "path": path}
+
+
+def test_requests_migration_fills_in_an_existing_installation(fresh_app):
+    """An installation running 0001 with towns and households upgrades to head: every town gets
+    the request settings, categories and departments, every household a link secret; and the
+    upgrade can be undone without touching the data of 0001."""
+    from datetime import datetime
+
+    from portal.blueprints.requests import services as rsvc
+    from portal.blueprints.requests.models import (
+        DEFAULT_CATEGORIES,
+        DEFAULT_DEPARTMENTS,
+        Department,
+        RequestCategory,
+        RequestSettings,
+    )
+
+    upgrade(revision="0001")
+    at = datetime(2026, 1, 5, 8, 0)
+    towns, households = [], []
+    for t in ("老镇", "新镇"):
+        town = _insert_region(None, "town", t, at)
+        node = town
+        for level in ("village", "area", "group", "neighborhood"):
+            node = _insert_region(node, level, f"{t}{level}", at)
+        towns.append(town)
+        for head in ("张三", "李四"):
+            households.append(db.session.execute(text(
+                "INSERT INTO households (neighborhood_id, address, head_name, phone,"
+                " member_count, created_at, updated_at)"
+                " VALUES (:n, '老街1号', :h, NULL, 2, :at, :at) RETURNING id"),
+                {"n": node["id"], "h": head, "at": at}).scalar_one())
+        # what every installation has by then: special-household tags and duty logs
+        tag = db.session.execute(text(
+            "INSERT INTO household_tags (town_id, name, sort, active)"
+            " VALUES (:t, '独居老人', 0, :yes) RETURNING id"),
+            {"t": town["id"], "yes": True}).scalar_one()
+        db.session.execute(text("INSERT INTO household_tag_links (household_id, tag_id)"
+                                " VALUES (:h, :t)"), {"h": households[-1], "t": tag})
+        item = db.session.execute(text(
+            "INSERT INTO checklist_items (town_id, kind, title, description, sort, active,"
+            " created_at, updated_at) VALUES (:t, 'duty', '民情联络员', '', 0, :yes, :at, :at)"
+            " RETURNING id"), {"t": town["id"], "yes": True, "at": at}).scalar_one()
+        user = db.session.execute(text(
+            "INSERT INTO users (phone, name, password_hash, active, session_generation,"
+            " created_at, updated_at) VALUES (:p, '邻长', 'x', :yes, 0, :at, :at) RETURNING id"),
+            {"p": f"1370000000{len(towns)}", "yes": True, "at": at}).scalar_one()
+        db.session.execute(text(
+            "INSERT INTO duty_logs (household_id, neighborhood_id, user_id, duty_item_id, method,"
+            " occurred_at, note, form_token, created_at)"
+            " VALUES (:h, :n, :u, :i, 'visit', :at, '', :tok, :at)"),
+            {"h": households[-1], "n": node["id"], "u": user, "i": item, "at": at,
+             "tok": f"token-{len(towns)}"})
+    db.session.commit()
+    db.session.remove()
+
+    def kept():
+        """The 0001 data, as (table, rows) counts: no upgrade or downgrade may lose any."""
+        counts = {t: db.session.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                  for t in ("regions", "households", "household_tag_links", "duty_logs")}
+        db.session.remove()  # no open transaction: it would block the migration's DDL
+        return counts
+
+    assert kept() == {"regions": 10, "households": 4, "household_tag_links": 2, "duty_logs": 2}
+
+    upgrade()
+    assert db.session.execute(text("SELECT version_num FROM alembic_version")).scalar_one() \
+        == _head(fresh_app)
+    assert kept() == {"regions": 10, "households": 4, "household_tag_links": 2, "duty_logs": 2}
+    if db.engine.dialect.name == "sqlite":  # off while migrating (env.py), on again after
+        assert db.session.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+    for town in towns:
+        settings = db.session.get(RequestSettings, town["id"])
+        assert settings.hours == (4, 24, 48, 72) and settings.reopen_days == 7
+        cats = rsvc.options(RequestCategory, town["id"])
+        assert [(c.name, c.is_dispute) for c in cats] == list(DEFAULT_CATEGORIES)
+        assert [d.name for d in rsvc.options(Department, town["id"])] == list(DEFAULT_DEPARTMENTS)
+    tokens = dict(db.session.execute(text("SELECT id, intake_token FROM households")).all())
+    assert set(tokens) == set(households)
+    assert all(tok and len(tok) == 32 and int(tok, 16) >= 0 for tok in tokens.values())
+    assert len(set(tokens.values())) == len(tokens)
+
+    # the upgraded installation takes requests through a household's link
+    household = rsvc.household_by_token(tokens[households[0]])
+    assert household is not None and household.id == households[0]
+    cat = rsvc.options(RequestCategory, towns[0]["id"])[0]
+    req, created = rsvc.submit(household, {"category_id": cat.id, "description": "路灯坏了很久了"},
+                               source="resident", photo=None, token="migrated-1", now=at)
+    db.session.commit()
+    assert created and (req.level, req.town_id) == (3, towns[0]["id"])  # nobody in post yet
+    db.session.remove()
+
+    downgrade(revision="0001")
+    assert "requests" not in _tables() and "request_settings" not in _tables()
+    assert "intake_token" not in {c["name"] for c in inspect(db.engine).get_columns("households")}
+    assert kept() == {"regions": 10, "households": 4, "household_tag_links": 2, "duty_logs": 2}
+    db.session.remove()
+
+    upgrade()  # and forward again
+    assert db.session.execute(text("SELECT count(*) FROM request_categories")).scalar_one() \
+        == 2 * len(DEFAULT_CATEGORIES)
+    assert db.session.execute(
+        text("SELECT count(*) FROM households WHERE intake_token IS NULL")).scalar_one() == 0
+    assert kept() == {"regions": 10, "households": 4, "household_tag_links": 2, "duty_logs": 2}
+    assert _diff() == []
