@@ -67,3 +67,19 @@ def scope_of(app):
         return Scope.for_user(fresh)
 
     return build
+
+
+@pytest.fixture
+def new_request(make_request, load_household):
+    """new_request(household, **kw): make_request with the household's 邻 loaded."""
+    return lambda household, **kw: make_request(load_household(household.id), **kw)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The resident's pages see clock["now"] (NOW unless the test moves it)."""
+    from portal.blueprints.requests import public
+
+    box = {"now": NOW}
+    monkeypatch.setattr(public, "utcnow", lambda: box["now"])
+    return box

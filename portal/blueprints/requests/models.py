@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from portal.clock import utcnow
+from portal.clock import to_local, utcnow
 from portal.extensions import db
 from portal.models import IdMixin, TimestampMixin
 from portal.pathcol import PathString
@@ -133,7 +133,9 @@ class Request(IdMixin, TimestampMixin, db.Model):
         CheckConstraint("status <> 'closed' OR (answer IS NOT NULL AND closed_at IS NOT NULL)",
                         name="closed_has_answer"),
         # scoped lists by period (stats, 台账) and the open ones (queues, overdue lists)
-        Index("ix_requests_path_created", "path", "created_at"),
+        Index("ix_requests_path_created", "path", "created_at",  # covering: the figures
+              postgresql_include=["status", "level", "closed_level", "category_id", "rating",
+                                  "missed", "due_0"]),
         Index("ix_requests_open_path", "path", "status",
               postgresql_where=text("status <> 'closed'"), sqlite_where=text("status <> 'closed'")),
         Index("ix_requests_household_created", "household_id", "created_at"),
@@ -212,7 +214,7 @@ class Request(IdMixin, TimestampMixin, db.Model):
     @property
     def number(self) -> str:
         """The reference a resident quotes: year + id, e.g. 2026-000123."""
-        return f"{self.created_at:%Y}-{self.id:06d}"
+        return f"{to_local(self.created_at):%Y}-{self.id:06d}"
 
 
 class RequestEvent(IdMixin, db.Model):

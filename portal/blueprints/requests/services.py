@@ -9,6 +9,7 @@ cannot both succeed (:func:`save`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -34,7 +35,7 @@ from portal.blueprints.requests.models import (
     RequestEvent,
     RequestSettings,
 )
-from portal.clock import utcnow
+from portal.clock import local_today, utcnow
 from portal.errors import ServiceError
 from portal.extensions import db
 from portal.phones import check_phone, mask_phone
@@ -58,6 +59,7 @@ PATH_INDEX = (4, 3, 1, 0)
 DESCRIPTION_MAX = 1000
 ANSWER_MIN = 4
 STALE = "这条诉求刚被别人更新过，页面上的内容已过时。请刷新后再试。"
+CLAIMED = "刚刚已经有人接了这一单。"
 
 
 # -- town settings -------------------------------------------------------------------------------
@@ -155,22 +157,44 @@ def node_path(path: str, level: int) -> str:
     return "/" + "/".join(parts[:PATH_INDEX[level] + 1]) + "/"
 
 
-def chain_dues(level: int, at: datetime, hours) -> list[datetime]:
-    """Deadlines for a request entering ``level`` at ``at`` (see models' docstring)."""
+def chain_dues(level: int, at: datetime, hours, staffed=(True,) * (TOP + 1)) -> list[datetime]:
+    """Deadlines for a request entering ``level`` at ``at`` (see models' docstring). A level
+    above with nobody in post (``staffed[k]`` false) gets no time: the request passes it."""
     dues, t = [], at
     for k in range(TOP + 1):
-        if k >= level:
+        if k == level or (k > level and staffed[k]):
             t = t + timedelta(hours=hours[k])
-            dues.append(t)
-        else:
-            dues.append(at)
+        dues.append(t if k >= level else at)
     return dues
 
 
-def _set_dues(req: Request, level: int, at: datetime) -> None:
+def staffed_levels(neighborhood_path: str) -> list[bool]:
+    """Which levels of this 邻's chain have someone in post to answer (one query). 镇 counts as
+    staffed regardless: it is where every request ends up."""
+    parts = [int(p) for p in neighborhood_path.strip("/").split("/")]
+    nodes = [parts[PATH_INDEX[k]] for k in range(TOP + 1)]
+    held = set(db.session.execute(
+        select(Post.region_id, Post.role).where(Post.region_id.in_([*nodes, parts[2]]),
+                                                Post.ended_at.is_(None))).all())
+    out = [any((nodes[k], role) in held for role in HANDLER_ROLES[k]) for k in range(TOP)]
+    out[1] = out[1] or (parts[2], "area_chief") in held  # a 片长 answers at 组 in their 片
+    return [*out, True]
+
+
+def _set_dues(req: Request, level: int, at: datetime) -> int:
+    """Put the request at ``level`` — or the first level above it with someone in post — with
+    fresh deadlines from ``at``; returns the level."""
+    staffed = staffed_levels(req.path)
+    level = next(k for k in range(level, TOP + 1) if staffed[k])
     req.level = level
     req.due_0, req.due_1, req.due_2, req.due_3 = chain_dues(
-        level, at, town_settings(req.town_id).hours)
+        level, at, town_settings(req.town_id).hours, staffed)
+    return level
+
+
+def _skipped(dues, level: int, k: int) -> bool:
+    """Level ``k`` above ``level`` got no time in the chain (nobody in post there)."""
+    return k > level and dues[k] == dues[k - 1]
 
 
 @dataclass(frozen=True)
@@ -198,7 +222,8 @@ def effective(req: Request, now: datetime) -> Effective:
         return Effective(req.level, None, False, frozenset(recorded))
     dues = req.dues
     level = next((k for k in range(req.level, TOP + 1) if now < dues[k]), TOP)
-    passed = {k for k in range(req.level, TOP + 1) if dues[k] <= now}
+    passed = {k for k in range(req.level, TOP + 1)
+              if dues[k] <= now and not _skipped(dues, req.level, k)}
     return Effective(level, dues[level], dues[TOP] <= now, frozenset(recorded | passed))
 
 
@@ -220,9 +245,11 @@ def effective_deadline_sql(now: datetime):
 
 def missed_sql(level: int, now: datetime):
     """SQL: the deadline at ``level`` passed without a response (recorded or not yet)."""
-    due = (Request.due_0, Request.due_1, Request.due_2, Request.due_3)[level]
-    return or_(Request.missed.op("&")(1 << level) != 0,
-               and_(Request.status == "new", Request.level <= level, due <= now))
+    dues = (Request.due_0, Request.due_1, Request.due_2, Request.due_3)
+    waiting = and_(Request.status == "new", Request.level <= level, dues[level] <= now)
+    if level > 0:  # a level passed for want of anyone in post was not missed
+        waiting = and_(waiting, dues[level] > dues[level - 1])
+    return or_(Request.missed.op("&")(1 << level) != 0, waiting)
 
 
 def sync(req: Request, now: datetime) -> list[RequestEvent]:
@@ -234,19 +261,21 @@ def sync(req: Request, now: datetime) -> list[RequestEvent]:
         return events
     dues = req.dues
     for k in range(req.level, TOP + 1):
-        if dues[k] > now or req.missed & (1 << k):
+        if dues[k] > now or req.missed & (1 << k) or _skipped(dues, req.level, k):
             continue
         req.missed |= 1 << k
-        hours = town_settings(req.town_id).hours[k]
+        hours = _hours_given(req, k)
         if k < TOP:
-            note = f"{LEVEL_NAMES[k]}级 {hours} 小时内未响应，自动上报到{LEVEL_NAMES[k + 1]}级。"
-            events.append(_event(req, None, "timeout", dues[k], from_level=k, to_level=k + 1,
+            to = next((j for j in range(k + 1, TOP) if not _skipped(dues, req.level, j)), TOP)
+            note = f"{LEVEL_NAMES[k]}级 {hours} 小时内未响应，自动上报到{LEVEL_NAMES[to]}级" + (
+                "（中间层级暂无人在岗）。" if to > k + 1 else "。")
+            events.append(_event(req, None, "timeout", dues[k], from_level=k, to_level=to,
                                  note=note))
         else:
             events.append(_event(req, None, "timeout", dues[k], from_level=k, to_level=k,
                                  note=f"镇级 {hours} 小时内未响应，已逾期。"))
         record(None, "request.timeout", req, req.path, from_level=LEVEL_NAMES[k],
-               to_level=LEVEL_NAMES[min(k + 1, TOP)])
+               to_level=LEVEL_NAMES[events[-1].to_level])
     if eff.level != req.level:
         req.level = eff.level
         req.handler_id = None
@@ -254,11 +283,24 @@ def sync(req: Request, now: datetime) -> list[RequestEvent]:
     return events
 
 
+def _hours_given(req: Request, k: int) -> int:
+    """The response hours the request had at level ``k``: read from its chained deadlines (the
+    town's settings may have changed since); the settings only for 邻 after a reopen."""
+    if k > 0:
+        start = req.dues[k - 1]  # the previous deadline, or the instant it entered level k
+    elif req.reopen_count == 0:
+        start = req.created_at
+    else:
+        return town_settings(req.town_id).hours[0]
+    return round((req.dues[k] - start).total_seconds() / 3600)
+
+
 def tick(now: datetime | None = None, batch: int = 500) -> int:
     """Record every escalation that has happened (for cron: ``flask requests tick``).
 
     Returns the number of timeout events written. Safe to run while people work: a request
-    changed meanwhile is skipped (its next change records its escalations anyway)."""
+    changed meanwhile is skipped (its next change records its escalations anyway), the others
+    of its batch are still recorded."""
     now = now or utcnow()
     pending = or_(*(and_(Request.level == k, due <= now) for k, due in enumerate(
         (Request.due_0, Request.due_1, Request.due_2))),
@@ -272,16 +314,30 @@ def tick(now: datetime | None = None, batch: int = 500) -> int:
         if not ids:
             break
         last_id = ids[-1]
-        batch_events = 0
-        for req in db.session.scalars(select(Request).where(Request.id.in_(ids))):
-            batch_events += len(sync(req, now))
+        # The version check can fail in sync() itself (its audit rows flush the session), not
+        # only in the commit: either way the batch is rolled back and redone one by one.
         try:
+            batch_events = 0
+            for req in db.session.scalars(select(Request).where(Request.id.in_(ids))):
+                batch_events += len(sync(req, now))
             db.session.commit()
-        except StaleDataError:  # someone changed one of them meanwhile: this batch is not
-            db.session.rollback()  # saved; the next run (or that change) records it
-        else:
-            written += batch_events
+        except StaleDataError:
+            db.session.rollback()
+            batch_events = sum(_tick_one(request_id, now) for request_id in ids)
+        written += batch_events
     return written
+
+
+def _tick_one(request_id: int, now: datetime) -> int:
+    """tick() for one request, in its own transaction; 0 if someone changed it meanwhile."""
+    try:
+        req = db.session.get(Request, request_id)
+        n = len(sync(req, now)) if req is not None else 0
+        db.session.commit()
+    except StaleDataError:
+        db.session.rollback()
+        return 0
+    return n
 
 
 # -- who may do what -----------------------------------------------------------------------------
@@ -312,18 +368,26 @@ def can_see(scope, req: Request, user_id: int | None) -> bool:
         and can_help(scope, req)
 
 
-def sees_contact(scope, req: Request) -> bool:
-    """The resident's phone, unmasked: the household's 邻长, handlers at the request's level and
-    staff (the same rule as the household's phone), and the helper who took it."""
-    return scope.sees_phone(req.path)
+def sees_contact(scope, req: Request, user_id: int | None = None,
+                 now: datetime | None = None) -> bool:
+    """The resident's phone, unmasked: the household's 邻长 and staff (the rule for the
+    household's phone), whoever answers the request at its current level, and its helper."""
+    if scope.sees_phone(req.path) or (user_id is not None and req.helper_id == user_id):
+        return True
+    return req.status != "closed" and can_handle(scope, req, effective(req, now or utcnow()).level)
 
 
 def visible_clause(scope, user_id: int | None):
-    """SQL: requests ``scope`` may read (for lists; :func:`can_see` for one)."""
+    """SQL: requests ``scope`` may read (for lists; :func:`can_see` for one — the same rule)."""
     tops = scope.top_paths("view")
     alts = [path_range(Request.path, p) for p in tops]
     if user_id is not None:
         alts.append(Request.helper_id == user_id)
+    helps = sorted({gr.path for gr in scope.grants if gr.role in HELPER_ROLES})
+    if helps:  # on the board of a subtree where the user may take requests
+        alts.append(and_(Request.open_to_helpers, Request.helper_id.is_(None),
+                         Request.status != "closed",
+                         or_(*(path_range(Request.path, p) for p in helps))))
     return or_(*alts) if alts else false()
 
 
@@ -358,6 +422,21 @@ def save(req: Request) -> None:
         raise ServiceError(STALE) from e
 
 
+def refuses_stale(message: str = STALE):
+    """Decorator for a change: the version check may fail at any flush *before* :func:`save` —
+    the audit rows of :func:`sync` and :func:`_change` flush the session, and so does a query's
+    autoflush — and is then the same refusal (a ServiceError, never a 500)."""
+    def wrap(change):
+        @functools.wraps(change)
+        def guarded(*args, **kwargs):
+            try:
+                return change(*args, **kwargs)
+            except StaleDataError as e:
+                raise ServiceError(message) from e
+        return guarded
+    return wrap
+
+
 def _clean(text: str | None, what: str, limit: int, minimum: int = 0, field_name=None) -> str:
     text = (text or "").replace("\r\n", "\n").strip()
     if len(text) < minimum:
@@ -370,20 +449,8 @@ def _clean(text: str | None, what: str, limit: int, minimum: int = 0, field_name
 
 def entry_level(neighborhood_path: str) -> int:
     """The lowest level with someone in post to answer (a 邻 without a 邻长 starts at 组 …)."""
-    nodes = [node_id(neighborhood_path, k) for k in range(TOP + 1)]
-    held = set(db.session.execute(
-        select(Post.region_id, Post.role).where(Post.region_id.in_(nodes),
-                                                Post.ended_at.is_(None))).all())
-    for k in range(TOP):
-        if any((nodes[k], role) in held for role in HANDLER_ROLES[k]):
-            return k
-        if k == 1:  # a 片长 answers at 组 for the groups of their 片
-            area = int(neighborhood_path.strip("/").split("/")[2])
-            if db.session.scalar(select(Post.id).where(
-                    Post.region_id == area, Post.role == "area_chief",
-                    Post.ended_at.is_(None)).limit(1)) is not None:
-                return k
-    return TOP
+    staffed = staffed_levels(neighborhood_path)
+    return next(k for k in range(TOP + 1) if staffed[k])
 
 
 def submit(household: Household, data: dict, *, source: str, actor=None, photo: bytes | None,
@@ -393,6 +460,8 @@ def submit(household: Household, data: dict, *, source: str, actor=None, photo: 
     ``data``: category_id, description, contact_name, contact_phone, contact_note.
     Returns (request, created); a form token seen before returns the earlier request."""
     now = now or utcnow()
+    if not token or len(token) > 36:
+        raise ServiceError("表单已失效，请重新打开。")
     existing = db.session.scalar(select(Request).where(Request.form_token == token))
     if existing is not None:
         if existing.household_id != household.id:
@@ -414,7 +483,7 @@ def submit(household: Household, data: dict, *, source: str, actor=None, photo: 
         source=source, created_by_id=getattr(actor, "id", None), form_token=token,
         status="new", missed=0, open_to_helpers=False, reopen_count=0, created_at=now,
         updated_at=now, photo=new_photo_name() if photo else None)
-    _set_dues(req, entry_level(region.path), now)
+    _set_dues(req, 0, now)
     db.session.add(req)
     try:
         db.session.flush()
@@ -439,11 +508,11 @@ def _start(actor, req: Request, now: datetime, *, scope=None, handler: bool = Tr
     if req.status == "closed":
         raise ServiceError("这条诉求已经办结。")
     if handler and scope is not None and not can_handle(scope, req, req.level):
-        raise ServiceError(f"这条诉求现在由{LEVEL_NAMES[req.level]}级办理，"
-                           "您不能再以原来的层级处理它。")
+        raise ServiceError(f"这条诉求现在由{LEVEL_NAMES[req.level]}级办理，您现在不能处理它。")
     return req.level
 
 
+@refuses_stale()
 def acknowledge(actor, scope, req: Request, now: datetime, note: str = "") -> None:
     """响应: the handler answers the resident that they are on it; stops the clock."""
     _start(actor, req, now, scope=scope)
@@ -455,21 +524,24 @@ def acknowledge(actor, scope, req: Request, now: datetime, note: str = "") -> No
     save(req)
 
 
+@refuses_stale()
 def escalate(actor, scope, req: Request, now: datetime, reason: str) -> None:
     """逐级上报 with a reason: to the next level, with that level's deadline from now."""
     level = _start(actor, req, now, scope=scope)
     if level >= TOP:
         raise ServiceError("已经在镇级，不能再上报。请办结并答复。")
     reason = _clean(reason, "上报原因", 500, 4, "reason")
-    ev = _change(req, actor, "escalated", now, status="new", level=level + 1, note=reason,
-                 to=LEVEL_NAMES[level + 1])
-    _set_dues(req, level + 1, now)
+    staffed = staffed_levels(req.path)
+    target = next(k for k in range(level + 1, TOP + 1) if staffed[k])  # skip a vacant level
+    _change(req, actor, "escalated", now, status="new", level=target, note=reason,
+            to=LEVEL_NAMES[target])
+    _set_dues(req, target, now)
     req.handler_id = None
     req.department_id = None
-    ev.to_level = req.level
     save(req)
 
 
+@refuses_stale()
 def route(actor, scope, req: Request, now: datetime, department_id: int, note: str = "") -> None:
     """转交 at 村 or 镇 to a department of the town; counts as the response."""
     level = _start(actor, req, now, scope=scope)
@@ -487,6 +559,7 @@ def route(actor, scope, req: Request, now: datetime, department_id: int, note: s
     save(req)
 
 
+@refuses_stale()
 def offer_to_helpers(actor, scope, req: Request, now: datetime, note: str = "") -> None:
     """Put the request on the 接单 board; counts as the response."""
     _start(actor, req, now, scope=scope)
@@ -499,6 +572,7 @@ def offer_to_helpers(actor, scope, req: Request, now: datetime, note: str = "") 
     save(req)
 
 
+@refuses_stale(CLAIMED)
 def claim(actor, scope, req: Request, now: datetime) -> None:
     """接单: the first helper to claim gets it; a second claim at the same moment is refused."""
     if req.status == "closed":
@@ -515,7 +589,7 @@ def claim(actor, scope, req: Request, now: datetime) -> None:
     try:
         save(req)
     except ServiceError as e:
-        raise ServiceError("刚刚已经有人接了这一单。") from e
+        raise ServiceError(CLAIMED) from e
 
 
 def _helper_only(actor, req: Request, now: datetime) -> None:
@@ -524,12 +598,14 @@ def _helper_only(actor, req: Request, now: datetime) -> None:
     _start(actor, req, now, handler=False)
 
 
+@refuses_stale()
 def helper_progress(actor, req: Request, now: datetime, note: str) -> None:
     _helper_only(actor, req, now)
     _change(req, actor, "progress", now, note=_clean(note, "进展", 500, 2, "note"))
     save(req)
 
 
+@refuses_stale()
 def helper_done(actor, req: Request, now: datetime, note: str) -> None:
     """The helper reports it done; the handler then confirms by closing it with the answer."""
     _helper_only(actor, req, now)
@@ -541,6 +617,7 @@ def helper_done(actor, req: Request, now: datetime, note: str) -> None:
     save(req)
 
 
+@refuses_stale()
 def release(actor, req: Request, now: datetime, note: str = "") -> None:
     """The helper gives the request back to the board."""
     _helper_only(actor, req, now)
@@ -549,6 +626,7 @@ def release(actor, req: Request, now: datetime, note: str = "") -> None:
     save(req)
 
 
+@refuses_stale()
 def close(actor, scope, req: Request, now: datetime, answer: str) -> None:
     """办结: the handler closes the request with the answer the resident will read
     ("有事必有议，有议必有答"). Also how a helper's work is confirmed."""
@@ -564,6 +642,7 @@ def close(actor, scope, req: Request, now: datetime, answer: str) -> None:
     save(req)
 
 
+@refuses_stale()
 def rate(req: Request, rating: str, note: str, now: datetime) -> None:
     """The resident's rating of the answer, through the household link; once per answer."""
     if req.status != "closed":
@@ -585,6 +664,7 @@ def reopen_until(req: Request) -> datetime | None:
     return req.closed_at + timedelta(days=town_settings(req.town_id).reopen_days)
 
 
+@refuses_stale()
 def reopen(req: Request, reason: str, now: datetime) -> None:
     """The resident reopens an answer within the town's window: back to the level that closed
     it, with that level's deadline from now."""
@@ -595,18 +675,21 @@ def reopen(req: Request, reason: str, now: datetime) -> None:
         raise ServiceError(f"已超过 {town_settings(req.town_id).reopen_days} 天的重新打开期限。"
                            "如有新问题，请重新提交。")
     reason = _clean(reason, "重新打开的原因", 500, 4, "reason")
-    level = req.closed_level or 0
-    ev = _change(req, None, "reopened", now, status="new", level=level, note=reason)
-    _set_dues(req, level, now)
+    ev = _change(req, None, "reopened", now, status="new", level=req.closed_level or 0,
+                 note=reason)
+    level = _set_dues(req, req.closed_level or 0, now)  # or above, if that post is vacant now
     ev.to_level = level
     # the deadlines of levels below were met the first time round
     req.missed &= ~sum(1 << k for k in range(level, TOP + 1))
     req.answer, req.closed_at, req.closed_level, req.closed_by_id = None, None, None, None
+    # the rating was of the answer just withdrawn (it stays in the timeline's "rated" event)
+    req.rating, req.rating_note, req.rated_at = None, "", None
     req.handler_id, req.helper_done_at = None, None
     req.reopen_count += 1
     save(req)
 
 
+@refuses_stale()
 def record_mediation(actor, scope, req: Request, data: dict, now: datetime) -> Mediation:
     """矛盾纠纷调解: a mediation session; with outcome "agreed", the signed agreement."""
     if not scope.allows("log", req.path) and req.helper_id != actor.id:
@@ -631,7 +714,7 @@ def record_mediation(actor, scope, req: Request, data: dict, now: datetime) -> M
         signed_on: date | None = data.get("signed_on")
         if signed_on is None:
             raise ServiceError("请填写签订日期。", "signed_on")
-        if signed_on > (now + timedelta(hours=8)).date():
+        if signed_on > local_today(now):
             raise ServiceError("签订日期不能晚于今天。", "signed_on")
         m.signed_on = signed_on
     db.session.add(m)
@@ -810,7 +893,8 @@ class Figures:
 
     @property
     def on_time_pct(self) -> int | None:
-        """Percent answered within the 邻's deadline (of those whose deadline has come)."""
+        """Percent of the requests that did not miss the 邻's deadline. Those still waiting
+        within it count as on time, and so do those that started above 邻 (no 邻长)."""
         return round(100 * (self.total - self.missed_neighborhood) / self.total) \
             if self.total else None
 
@@ -881,7 +965,8 @@ def ledger_rows(region: Region, start: datetime, end: datetime, now: datetime, b
                 "head": head, "address": address, "category": category,
                 "department": department or "", "handler": handler or ""}
         last = (rows[-1][0].created_at, rows[-1][0].id)
-        db.session.expunge_all()
+        for row in rows:  # let the batch go: an export of a year holds many thousands
+            db.session.expunge(row[0])
 
 
 def pending_count(scope, now: datetime) -> int:
@@ -893,3 +978,87 @@ def pending_count(scope, now: datetime) -> int:
         return 0
     return db.session.scalar(select(func.count()).select_from(Request).where(
         Request.status == "new", or_(*alts)))
+
+
+# -- Helper C: reports (overdue lists, figures, 台账) ------------------------------------------------
+def region_names(ids) -> dict[int, str]:
+    """Names of the given regions, one query."""
+    ids = sorted(set(ids))
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(Region.id, Region.name).where(Region.id.in_(ids))).all())
+
+
+def region_family(region: Region) -> tuple[list[Region], list[Region]]:
+    """The ancestors (top first) and the children (by name) of ``region``, in one query."""
+    above = region.ancestor_ids[:-1]
+    rows = list(db.session.scalars(
+        select(Region).where(or_(Region.id.in_(above), Region.parent_id == region.id))
+        .order_by(Region.path)))
+    ancestors = [r for r in rows if r.id in above]
+    children = sorted((r for r in rows if r.parent_id == region.id), key=lambda r: r.name)
+    return ancestors, children
+
+
+@dataclass
+class ChildFigures:
+    """One row of the breakdown of a region's figures by its child regions."""
+
+    region: Region
+    total: int = 0
+    closed: int = 0
+    closed_neighborhood: int = 0
+    missed_neighborhood: int = 0
+
+    @property
+    def open(self) -> int:
+        return self.total - self.closed
+
+    @property
+    def within_neighborhood(self) -> int | None:
+        """Percent of the closed requests closed at 邻 ("微事不出邻")."""
+        return round(100 * self.closed_neighborhood / self.closed) if self.closed else None
+
+    @property
+    def on_time_pct(self) -> int | None:
+        return round(100 * (self.total - self.missed_neighborhood) / self.total) \
+            if self.total else None
+
+
+def breakdown(region: Region, children: list[Region], start: datetime, end: datetime,
+              now: datetime) -> list[ChildFigures]:
+    """:func:`figures`' main counts per child region of ``region`` (one query; the busiest
+    first). ``children``: from :func:`region_family`."""
+    if not children:
+        return []
+    depth = len(region.ancestor_ids)
+    out = {c.id: ChildFigures(c) for c in children}
+    closed = Request.status == "closed"
+    for path, total, n_closed, closed0, missed0 in db.session.execute(
+            select(Request.path, func.count(),
+                   func.coalesce(func.sum(case((closed, 1), else_=0)), 0),
+                   func.coalesce(func.sum(case((and_(closed, Request.closed_level == 0), 1),
+                                               else_=0)), 0),
+                   func.coalesce(func.sum(case((missed_sql(0, now), 1), else_=0)), 0))
+            .where(path_range(Request.path, region.path), Request.created_at >= start,
+                   Request.created_at < end)
+            .group_by(Request.path)):
+        parts = path.strip("/").split("/")
+        row = out.get(int(parts[depth])) if len(parts) > depth else None
+        if row is None:  # its child node moved away since: in the totals, not in a row
+            continue
+        row.total += int(total)
+        row.closed += int(n_closed)
+        row.closed_neighborhood += int(closed0)
+        row.missed_neighborhood += int(missed0)
+    return sorted(out.values(), key=lambda r: (-r.total, r.region.name))
+
+
+def helper_names(region: Region, start: datetime, end: datetime) -> dict[int, str]:
+    """Names of the helpers (接单人) of the requests :func:`ledger_rows` lists, one query."""
+    from portal.blueprints.auth.models import User
+
+    taken = (select(Request.helper_id)
+             .where(path_range(Request.path, region.path), Request.created_at >= start,
+                    Request.created_at < end, Request.helper_id.is_not(None)))
+    return dict(db.session.execute(select(User.id, User.name).where(User.id.in_(taken))).all())
