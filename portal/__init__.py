@@ -12,7 +12,9 @@ from sqlalchemy.engine import Engine
 from portal import clock
 from portal.extensions import compress, csrf, db, limiter, login_manager, migrate
 
-PUBLIC_ENDPOINTS = {"auth.login", "static", "health"}
+PUBLIC_ENDPOINTS = {"auth.login", "static", "health", "requests.public_home",
+                    "requests.public_detail", "requests.public_rate", "requests.public_reopen",
+                    "requests.public_photo"}
 
 
 def create_app(config: dict | None = None) -> Flask:

@@ -38,3 +38,8 @@ COMPRESS_ALGORITHM = ["gzip"]
 COMPRESS_MIN_SIZE = 500
 #: Static files are served with a content hash in the URL and cached for a year.
 SEND_FILE_MAX_AGE_DEFAULT = timedelta(days=365)
+
+#: The household link of 民情诉求 (/r/<token>), per client address: opening its pages (against
+#: guessing tokens) and sending its forms (the request, a rating, a reopening).
+PUBLIC_LINK_RATE_LIMIT = "30 per minute"
+PUBLIC_REQUEST_RATE_LIMIT = "5 per minute;30 per day"

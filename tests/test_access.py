@@ -10,17 +10,25 @@ derived from the code under test):
 * town settings (special tags, 三张清单, contact rules): town staff and admin;
 * anyone with a post in a town (volunteers included) reads its 三张清单;
 * volunteers see no households; a user without a post sees nothing;
+* 民情诉求 (issue 3): a request is read by whoever may view its household; it is answered
+  (响应, 办结 …) by the handlers of its current level over it — 邻长 at 邻 — and by staff of
+  that level or above; 组长 and 片长 over it may act once it reaches 组, so acting on a 邻-level
+  request is refused with the rule's message (422), not forbidden. A request on the 接单 board
+  is read and taken (接单) by anyone with a post over it, volunteers included; volunteers
+  cannot answer it (403);
 * an object outside every subtree the user may view → 404 (its existence does not leak); an
   object the user may view but not act on → 403.
 
 Rows are "route  object"; the object is
-    v1  village 1's: 邻11 / 组1 / 甲1家 / a post on 邻11 / a log with a photo of 甲1家
+    v1  village 1's: 邻11 / 组1 / 甲1家 / a post on 邻11 / a log with a photo of 甲1家 /
+        a request of 甲1家 waiting at 邻 (with a photo) / one of its requests on the 接单 board
     v2  the same in village 2 (same town, outside every village-1 post)
     t2  the same in a second town (outside everything but the admin's post)
     t1  for the town-wide settings routes: town 1's tag / checklist item / rules
 Columns are the roles of the ``world`` fixture (village-1 posts; see tests/conftest.py).
-An allowed GET answers 200, an allowed POST 303. Every refused request, GET or POST, must leave
-the whole database unchanged; every allowed POST must change it.
+An allowed GET answers 200, an allowed POST 303; 422 is a rule refusing the action now (with its
+message on the page). Every refused request, GET or POST, must leave the whole database
+unchanged; every allowed POST must change it.
 """
 
 import uuid
@@ -123,6 +131,24 @@ rules                    t1   200   200        403           403        403     
 rules                    t2   200   404        404           404        404         404            404       404
 rules:post               t1   303   303        403           403        403         403            403       404
 rules:post               t2   303   404        404           404        404         404            404       404
+request.detail           v1   200   200        200           200        200         200            404       404
+request.detail           v2   200   200        404           404        404         404            404       404
+request.detail           t2   200   404        404           404        404         404            404       404
+request.photo            v1   200   200        200           200        200         200            404       404
+request.photo            v2   200   200        404           404        404         404            404       404
+request.photo            t2   200   404        404           404        404         404            404       404
+request.act:post         v1   303   303        303           422        422         303            404       404
+request.act:post         v2   303   303        404           404        404         404            404       404
+request.act:post         t2   303   404        404           404        404         404            404       404
+request.close:post       v1   303   303        303           422        422         303            404       404
+request.close:post       v2   303   303        404           404        404         404            404       404
+request.close:post       t2   303   404        404           404        404         404            404       404
+request.escalate:post    v1   303   303        303           422        422         303            403       404
+request.escalate:post    v2   303   303        404           404        404         404            404       404
+request.escalate:post    t2   303   404        404           404        404         404            404       404
+request.claim:post       v1   303   303        303           303        303         303            303       404
+request.claim:post       v2   303   303        404           404        404         404            404       404
+request.claim:post       t2   303   404        404           404        404         404            404       404
 """
 
 
@@ -200,6 +226,15 @@ ROUTES = {
                                        "active": "y"}, None),
     "rules": ("GET", lambda o: f"/duties/rules?town={o.town}", None, None),
     "rules:post": ("POST", lambda o: f"/duties/rules?town={o.town}", _rules_form, None),
+    "request.detail": ("GET", lambda o: f"/requests/{o.request}", None, None),
+    "request.photo": ("GET", lambda o: f"/requests/{o.request}/photo", None, None),
+    "request.act:post": ("POST", lambda o: f"/requests/{o.request}/acknowledge",
+                         lambda o: {"note": "马上去看。"}, None),
+    "request.close:post": ("POST", lambda o: f"/requests/{o.request}/close",
+                           lambda o: {"answer": "已经修好了，请放心。"}, None),
+    "request.escalate:post": ("POST", lambda o: f"/requests/{o.offered}/escalate",
+                               lambda o: {"reason": "需要上一级协调。"}, None),
+    "request.claim:post": ("POST", lambda o: f"/requests/{o.offered}/claim", lambda o: {}, None),
 }
 
 
@@ -249,6 +284,31 @@ def _photo_log(app, household, town_id, user_id):
     return log.id, item
 
 
+def _requests(household_id):
+    """Two requests of the household, submitted now (after its 邻's 邻长 took post, so both
+    wait at 邻): one with a photo, one put on the 接单 board (written directly)."""
+    from sqlalchemy.orm import joinedload
+
+    from portal.blueprints.regions.models import Household
+    from portal.blueprints.requests import services as rsvc
+    from portal.blueprints.requests.models import RequestCategory
+
+    household = db.session.execute(select(Household).options(joinedload(Household.neighborhood))
+                                   .where(Household.id == household_id)).scalar_one()
+    category = db.session.scalar(select(RequestCategory.id).where(
+        RequestCategory.town_id == household.neighborhood.town_id).order_by(RequestCategory.id))
+    data = {"category_id": category, "description": "楼道灯坏了，晚上看不见。",
+            "contact_name": "住户", "contact_phone": "13912345678", "contact_note": ""}
+    plain, _ = rsvc.submit(household, data, source="resident", photo=b"\xff\xd8 not a jpeg",
+                           token=str(uuid.uuid4()))
+    offered, _ = rsvc.submit(household, data, source="resident", photo=None,
+                             token=str(uuid.uuid4()))
+    offered.open_to_helpers = True
+    assert plain.level == offered.level == 0
+    db.session.flush()
+    return plain.id, offered.id
+
+
 @pytest.fixture
 def places(app, world):
     """Ids of the objects each row of the table asks about (built in one transaction)."""
@@ -283,9 +343,11 @@ def places(app, world):
         last_item = db.session.scalar(select(ChecklistItem.id).where(
             ChecklistItem.town_id == ns.town.id, ChecklistItem.kind == "negative")
             .order_by(ChecklistItem.id.desc()))
+        request_id, offered_id = _requests(ns.hh.id)
         out[key] = SimpleNamespace(town=ns.town.id, group=ns.group.id, hood=ns.hood.id,
                                    hoodb=ns.hoodb.id, hh=ns.hh.id, post=post.id, log=log_id,
-                                   duty_item=item_id, tag=tag_id, item=last_item)
+                                   duty_item=item_id, tag=tag_id, item=last_item,
+                                   request=request_id, offered=offered_id)
     db.session.commit()
     out["t1"] = out["v1"]
     return out
@@ -331,7 +393,7 @@ def test_access(route, role, world, places, login_as):
         if r.status_code != expected:
             wrong.append(f"{where}: expected {expected}, got {r.status_code}: "
                          f"{' '.join(body.split())[:300]}")
-        elif expected in (403, 404) and snapshot() != before:
+        elif expected in (403, 404, 422) and snapshot() != before:
             wrong.append(f"{where}: refused ({expected}) but the database changed")
         elif expected == 303 and ("/login" in r.headers["Location"] or snapshot() == before):
             wrong.append(f"{where}: allowed ({expected}) but nothing was saved")
@@ -373,3 +435,24 @@ def test_ended_post_gives_no_access(world, places, login_as):
     db.session.commit()
     assert send(client, "household.edit", places["v1"]).status_code == 404
     assert send(client, "duty.household", places["v1"]).status_code == 404
+
+
+# -- pages without an object: whose lists they are --------------------------------------------
+#: 诉求 (my queue): roles with a response level; a volunteer is sent on to the board, a user
+#: without a post is refused. 接单 (board): anyone with a post.
+LISTS = {
+    "/requests/": dict(admin=200, town_staff=200, village_staff=200, area_chief=200,
+                       group_chief=200, neighbor_chief=200, volunteer=302, nobody=403),
+    "/requests/board": dict(admin=200, town_staff=200, village_staff=200, area_chief=200,
+                            group_chief=200, neighbor_chief=200, volunteer=200, nobody=403),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_request_lists_by_role(role, world, login_as):
+    client = login_as(getattr(world, role))
+    for url, expected in LISTS.items():
+        r = client.get(url)
+        assert r.status_code == expected[role], (url, r.status_code)
+        if r.status_code == 302:
+            assert r.headers["Location"].endswith("/requests/board")

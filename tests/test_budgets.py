@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import re
+import uuid
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -149,8 +150,62 @@ def full(world, make_region, make_user, make_household):
     db.session.commit()
     households = load()
     assert len(households) == 15
+    busiest = max(households, key=lambda h: h.last_contact_at or now)
     return SimpleNamespace(world=world, households=households, group_b=group_b,
-                           busiest=max(households, key=lambda h: h.last_contact_at or now))
+                           busiest=busiest, requests=_requests(world, households, busiest, now))
+
+
+REQUEST_TEXTS = ["山塘输水洞堵塞，蓄水困难，春耕马上要灌溉，请帮忙看看。",
+                 "楼道灯坏了好几天，老人晚上上下楼看不见，怕摔跤。",
+                 "隔壁装修噪音很大，中午和晚上也在施工，协商不了。",
+                 "想问一下城乡居民医保今年的缴费标准和截止时间。"]
+
+
+def _requests(world, households, busiest, now):
+    """Residents' requests in the 邻长's 邻 (the home's banner, the queue, the household page):
+    three waiting, one worked on by a volunteer who reported it done, a dispute with a
+    mediation, and a few closed ones on the busiest household."""
+    from portal.blueprints.requests import services as req_svc
+    from portal.blueprints.requests.models import RequestCategory
+    from portal.scope import Scope
+
+    chief = Scope.for_user(_with_posts(world.neighbor_chief))
+    volunteer = Scope.for_user(_with_posts(world.volunteer))
+    cats = {c.name: c.id for c in db.session.scalars(select(RequestCategory).where(
+        RequestCategory.town_id == world.town.id))}
+    ids = []
+    for i, household in enumerate([busiest] * 4 + households[:6]):
+        data = {"category_id": cats["邻里纠纷" if i == 2 else "生活求助"],
+                "description": REQUEST_TEXTS[i % len(REQUEST_TEXTS)], "contact_name": "住户",
+                "contact_phone": f"1381234{i:04d}", "contact_note": "晚上在家"}
+        req, _ = req_svc.submit(household, data, source="resident", photo=None,
+                                token=str(uuid.uuid4()), now=now - timedelta(hours=3, minutes=i))
+        ids.append(req.id)
+    db.session.commit()
+    steps = [
+        (0, lambda r: req_svc.acknowledge(world.neighbor_chief, chief, r, now, "马上去看。")),
+        (1, lambda r: req_svc.offer_to_helpers(world.neighbor_chief, chief, r, now)),
+        (1, lambda r: req_svc.claim(world.volunteer, volunteer, r, now)),
+        (1, lambda r: req_svc.helper_done(world.volunteer, r, now, "已经上门换好灯泡了。")),
+        (2, lambda r: req_svc.record_mediation(world.neighbor_chief, chief, r, {
+            "parties": "两家住户", "mediators": "邻长", "outcome": "not_agreed",
+            "note": "双方各执一词，约定下周再谈。"}, now)),
+        (3, lambda r: req_svc.acknowledge(world.neighbor_chief, chief, r, now)),
+        (3, lambda r: req_svc.close(world.neighbor_chief, chief, r, now,
+                                    "已电话告知缴费标准和截止时间。")),
+    ]
+    for index, step in steps:
+        step(req_svc.load(ids[index]))
+        db.session.commit()
+    return ids
+
+
+def _with_posts(user):
+    from portal.blueprints.regions.models import Post
+
+    return db.session.execute(
+        select(type(user)).options(selectinload(type(user).posts).joinedload(Post.region))
+        .where(type(user).id == user.id)).scalar_one()
 
 
 # -- page weight --------------------------------------------------------------------------------
@@ -210,6 +265,7 @@ def test_neighbor_chief_home_weight(full, login_as, output_dir):
     figures = _weigh_page(c, "/duties/")
     html = html_of(c.get("/duties/"))
     assert html.count('class="hh ') == 15  # all the 邻's households are on the page
+    assert "待响应诉求 7 件" in html  # the banner (full.requests: 7 of them still waiting)
     # we ship no JavaScript of our own yet: every script is htmx
     scripts = Tags(html).scripts
     assert [static_name(s["src"]) for s in scripts if s.get("src")] == [HTMX]
@@ -310,6 +366,15 @@ def _pages(full) -> list[tuple[str, str, str, dict]]:
         ("household edit form", "village_staff", f"/regions/households/{h.id}/edit", {}),
         ("audit", "village_staff", "/regions/audit", {}),
         ("audit (town)", "town_staff", "/regions/audit", {}),
+        ("诉求 queue", "neighbor_chief", "/requests/", {}),
+        ("诉求 queue (village staff)", "village_staff", "/requests/", {}),
+        ("request page", "neighbor_chief", f"/requests/{full.requests[0]}", {}),
+        ("request page (helper done)", "neighbor_chief", f"/requests/{full.requests[1]}", {}),
+        ("request page (dispute)", "neighbor_chief", f"/requests/{full.requests[2]}", {}),
+        ("request page (closed)", "village_staff", f"/requests/{full.requests[3]}", {}),
+        ("request page (helper)", "volunteer", f"/requests/{full.requests[1]}", {}),
+        ("接单 board", "volunteer", "/requests/board", {}),
+        ("接单 board (邻长)", "neighbor_chief", "/requests/board", {}),
     ]
 
 

@@ -281,15 +281,31 @@ def test_a_copied_old_cookie_is_refused(world, app, login_as, is_logged_in, monk
 
 
 # -- CSRF ---------------------------------------------------------------------------------------
-def _route_args(world) -> dict[str, int]:
+def _route_args(world) -> dict[str, int | str]:
     """A real object for every URL argument a POST route may take."""
+    import uuid
+
+    from sqlalchemy.orm import joinedload
+
+    from portal.blueprints.regions.models import Household
+    from portal.blueprints.requests import services as rsvc
+    from portal.blueprints.requests.models import RequestCategory
+
+    household = db.session.execute(select(Household).options(
+        joinedload(Household.neighborhood)).where(Household.id == world.hh1.id)).scalar_one()
+    category = db.session.scalar(select(RequestCategory).where(
+        RequestCategory.town_id == world.town.id))
+    req, _ = rsvc.submit(household, {"category_id": category.id, "description": "路灯坏了很久"},
+                         source="resident", photo=None, token=str(uuid.uuid4()))
+    db.session.commit()
     item = db.session.scalar(select(ChecklistItem).where(
         ChecklistItem.town_id == world.town.id, ChecklistItem.kind == "duty"))
     tag = db.session.scalar(select(HouseholdTag).where(HouseholdTag.town_id == world.town.id))
     post = db.session.scalar(select(Post).where(Post.user_id == world.neighbor_chief.id))
     return {"item_id": item.id, "household_id": world.hh1.id, "region_id": world.hood1.id,
             "post_id": post.id, "tag_id": tag.id, "town_id": world.town.id,
-            "user_id": world.group_chief.id}
+            "user_id": world.group_chief.id, "token": household.intake_token,
+            "request_id": req.id, "action": "acknowledge", "kind": "categories"}
 
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -324,7 +340,10 @@ KNOWN_POST_ENDPOINTS = {"auth.login", "auth.logout", "auth.password", "duties.lo
                         "regions.child_create", "regions.region_edit", "regions.household_new",
                         "regions.household_edit", "regions.household_move",
                         "regions.post_new", "regions.post_end", "regions.tags",
-                        "regions.tag_toggle"}
+                        "regions.tag_toggle", "requests.public_home", "requests.public_rate",
+                        "requests.public_reopen", "requests.record", "requests.renew_link",
+                        "requests.settings", "requests.settings_add", "requests.settings_option",
+                        "requests.act", "requests.claim"}
 
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])

@@ -7,6 +7,7 @@ from portal.blueprints.duties import services as svc
 from portal.blueprints.duties.forms import ChecklistItemForm, DutyLogForm, RulesForm
 from portal.blueprints.duties.models import CHECKLIST_KINDS, ChecklistItem, DutyLog
 from portal.blueprints.regions.models import Region
+from portal.blueprints.requests import services as request_svc
 from portal.clock import local_to_utc, to_local, utcnow
 from portal.errors import ServiceError, attempt, show_on_form
 from portal.extensions import db
@@ -35,7 +36,8 @@ def home():
     now = utcnow()
     rows = _my_rows(scope, now)
     return render_template("duties/home.html", rows=rows, counts=_counts(rows), now=now,
-                           logs_month=svc.logs_this_month(current_user.id, now))
+                           logs_month=svc.logs_this_month(current_user.id, now),
+                           pending=request_svc.pending_count(scope, now))
 
 
 def _my_rows(scope, now):
@@ -143,6 +145,7 @@ def household(household_id: int):
     return render_template(
         "duties/household.html", h=household, st=state, now=now,
         logs=svc.household_logs(household.id),
+        requests=request_svc.household_requests(household.id),
         sees_phone=scope.sees_phone(household.neighborhood.path),
         can_log=scope.allows("log", household.neighborhood.path),
         can_manage=scope.allows("manage", household.neighborhood.path))
