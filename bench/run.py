@@ -12,6 +12,13 @@ with ``time.perf_counter`` (view, templates, SQL and gzip; no sockets) for:
 * ``row``             GET of the refreshed household row htmx follows the 303 to
 * ``dashboard_town``  GET /duties/dashboard?region=<town> as town staff
 * ``dashboard_village`` the same for a village, as village staff
+* ``req_queue_*``     GET /requests/ (the handler's queue) as a 邻长, a 组长, village and town staff
+* ``req_stats_month`` GET /requests/stats?region=<town> for last calendar month, as town staff
+* ``req_stats_year``  the same for the last 365 days
+* ``req_overdue_*``   GET /requests/overdue?level=0 as town staff; the default tab as village staff
+
+The 民情诉求 pages need requests: ``--request-rows`` (200,000) are loaded first when the table is
+empty (bench/requests_data.py).
 
 and reports p50/p95 (median over ``--runs`` runs, and over all requests pooled), the SQL
 statements per request, and the gzip weights of the first load of the 邻长 home. Results go to
@@ -55,8 +62,10 @@ def parse_args(argv=None):
     p.add_argument("--requests", type=int, default=300, help="timed requests per page per run")
     p.add_argument("--runs", type=int, default=3, help="runs; the report takes their median")
     p.add_argument("--warmup", type=int, default=30, help="untimed requests per page first")
-    p.add_argument("--pages", default="home,log,dashboards",
-                   help="comma-separated subset of: home, log, dashboards")
+    p.add_argument("--request-rows", type=int, default=200_000,
+                   help="民情诉求 to load when the database has none")
+    p.add_argument("--pages", default="home,log,dashboards,requests",
+                   help="comma-separated subset of: home, log, dashboards, requests")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     return p.parse_args(argv)
@@ -77,7 +86,7 @@ def make_app(url: str):
     return app
 
 
-def prepare(app, households: int) -> dict:
+def prepare(app, households: int, request_rows: int = 0) -> dict:
     """Migrate, seed if empty, and return row counts."""
     from flask_migrate import upgrade
 
@@ -94,8 +103,15 @@ def prepare(app, households: int) -> dict:
             t = time.perf_counter()
             summary = load_scale(households, echo=print)
             print(f"装入用时 {time.perf_counter() - t:.0f}s: {summary}")
+        if request_rows:
+            from requests_data import load_requests
+
+            load_requests(request_rows, echo=print)
+        from portal.blueprints.requests.models import Request
+
         counts = {
             "households": db.session.scalar(select(func.count()).select_from(Household)),
+            "requests": db.session.scalar(select(func.count()).select_from(Request)),
             "duty_logs": db.session.scalar(select(func.count()).select_from(DutyLog)),
             "neighbor_chiefs": db.session.scalar(select(func.count()).select_from(Post).where(
                 Post.role == "neighbor_chief", Post.ended_at.is_(None))),
@@ -113,7 +129,7 @@ def pick_people(app, rng: random.Random, n: int) -> dict:
 
     out = {}
     with app.app_context():
-        for role in ("neighbor_chief", "town_staff", "village_staff"):
+        for role in ("neighbor_chief", "town_staff", "village_staff", "group_chief"):
             post_ids = list(db.session.scalars(select(Post.id).where(
                 Post.role == role, Post.ended_at.is_(None)).order_by(Post.id)))
             chosen = rng.sample(post_ids, min(n, len(post_ids)))
@@ -237,6 +253,9 @@ def one_run(app, people, counter, n: int, warmup: int, rng: random.Random,
             expect(r, 200, f"GET dashboard {role}")
             record(name, ms, q, i >= warmup)
 
+    if "requests" in pages:
+        _request_pages(people, client, counter, record, n, warmup)
+
     out = {}
     for name, rows in samples.items():
         times = [ms for ms, _ in rows]
@@ -244,6 +263,31 @@ def one_run(app, people, counter, n: int, warmup: int, rng: random.Random,
                      "max": max(times), "queries": max(q for _, q in rows), "times": times}
     out["_sizes"] = sizes
     return out
+
+
+def _request_pages(people, client, counter, record, n: int, warmup: int) -> None:
+    """民情诉求: the handlers' queues, the town's figures, the overdue lists."""
+    from requests_data import stats_periods
+
+    pages = [
+        ("req_queue_neighbor", "neighbor_chief", lambda region: "/requests/"),
+        ("req_queue_group", "group_chief", lambda region: "/requests/"),
+        ("req_queue_village", "village_staff", lambda region: "/requests/"),
+        ("req_queue_town", "town_staff", lambda region: "/requests/"),
+    ]
+    for key, (start, end) in stats_periods().items():
+        pages.append((f"req_stats_{key}", "town_staff",
+                      lambda region, s=start, e=end:
+                      f"/requests/stats?region={region}&start={s}&end={e}"))
+    pages += [("req_overdue_town", "town_staff", lambda region: "/requests/overdue?level=0"),
+              ("req_overdue_village", "village_staff", lambda region: "/requests/overdue")]
+    for name, role, url in pages:
+        staff = people[role]
+        for i in range(warmup + n):
+            user, region_id = staff[i % len(staff)]
+            r, ms, q = timed(counter, client(user).get, url(region_id), headers=GZIP)
+            expect(r, 200, f"GET {url(region_id)} as {role}")
+            record(name, ms, q, i >= warmup)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -306,9 +350,10 @@ def main(argv=None) -> int:
     rng = random.Random(args.seed)
     wanted = set(args.pages.split(","))
     app = make_app(args.database_url)
-    counts = prepare(app, args.households)
+    counts = prepare(app, args.households,
+                     args.request_rows if "requests" in wanted else 0)
     print(f"数据: {counts['households']:,} 户, {counts['duty_logs']:,} 条履职记录, "
-          f"{counts['neighbor_chiefs']:,} 名邻长")
+          f"{counts['neighbor_chiefs']:,} 名邻长, {counts['requests']:,} 条民情诉求")
     people = pick_people(app, rng, max(args.requests, 50))
     with app.app_context():
         from portal.extensions import db
@@ -365,6 +410,7 @@ def main(argv=None) -> int:
 
 def print_report(res: dict) -> None:
     print(f"\n{res['data']['households']:,} 户 · {res['data']['duty_logs']:,} 条记录 · "
+          f"{res['data'].get('requests', 0):,} 条诉求 · "
           f"{res['runs']} 轮 × {res['requests_per_run']} 次 · {res['database']}")
     print(f"{'page':<19}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'SQL':>5}  budget p95")
     for name, s in res["pages"].items():

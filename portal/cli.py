@@ -1,4 +1,4 @@
-"""flask commands: init-db, seed demo, seed scale, create-user."""
+"""flask commands: init-db, seed demo, seed scale, create-user, requests tick."""
 
 import click
 from flask import current_app
@@ -12,6 +12,7 @@ def register(app):
     app.cli.add_command(init_db)
     app.cli.add_command(create_user_cmd)
     app.cli.add_command(seed)
+    app.cli.add_command(requests_cli)
 
 
 @click.command("init-db")
@@ -107,3 +108,15 @@ def seed_scale(households, towns, logs_per_household):
                          echo=click.echo)
     click.echo("规模数据已装入: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
     current_app.logger.info("scale seed done")
+
+
+requests_cli = AppGroup("requests", help="民情诉求 (点单, escalation).")
+
+
+@requests_cli.command("tick")
+def requests_tick():
+    """Record the escalations whose deadlines have passed (run it from cron, e.g. every 5 min)."""
+    from portal.blueprints.requests.services import tick
+
+    written = tick()
+    click.echo(f"已记录 {written} 次超时自动上报。")

@@ -10,7 +10,7 @@ from portal.blueprints.auth.models import User
 from portal.blueprints.duties.models import ChecklistItem, DutyLog
 from portal.blueprints.duties.services import new_form_token
 from portal.blueprints.regions.models import Household, HouseholdTag, Post
-from portal.blueprints.regions.services import create_region
+from portal.blueprints.regions.services import create_region, new_intake_token
 from portal.clock import local_midnight_utc, local_today, utcnow
 from portal.extensions import db
 
@@ -55,9 +55,12 @@ def load_demo(seed: int = 2023) -> dict:
             db.session.add(users[phone])
         return users[phone]
 
+    holders: dict[tuple[int | None, str], User] = {}
+
     def post(u: User, region, role: str) -> None:
         db.session.add(Post(user=u, region_id=region.id if region else None, role=role,
                             started_at=now - timedelta(days=400)))
+        holders[(region.id if region else None, role)] = u
 
     fixed = {phone: user(phone, name) for phone, name, *_ in DEMO_ACCOUNTS}
     post(fixed["13800000000"], None, "admin")
@@ -99,7 +102,7 @@ def load_demo(seed: int = 2023) -> dict:
                     post(nchief, hood, "neighbor_chief")
                     for k in range(rng.randint(8, 14)):
                         h = Household(
-                            neighborhood_id=hood.id,
+                            neighborhood_id=hood.id, intake_token=new_intake_token(),
                             address=f"{gname}{rng.randint(1, 60)}号" if vname != "江背社区"
                             else f"{gname[:-1]}小区{rng.randint(1, 12)}栋{rng.randint(1, 6)}0{k % 4 + 1}",
                             head_name=_name(rng),
@@ -116,9 +119,10 @@ def load_demo(seed: int = 2023) -> dict:
     db.session.flush()
 
     logs = _demo_logs(rng, households, duty_items, contact_item, now)
+    requests = _demo_requests(random.Random(seed + 1), town, holders, households, now)
     db.session.commit()
     return {"村/社区": len(VILLAGES), "邻": len(VILLAGES) * 16, "户": len(households),
-            "账号": len(users), "履职记录": logs}
+            "账号": len(users), "履职记录": logs, "民情诉求": requests}
 
 
 def _demo_logs(rng, households, duty_items, contact_item, now) -> int:
@@ -151,4 +155,236 @@ def _demo_logs(rng, households, duty_items, contact_item, now) -> int:
             if h.last_contact_at is None or at > h.last_contact_at:
                 h.last_contact_at, h.last_contact_method = at, method
             count += 1
+    return count
+
+
+# -- 民情诉求 ------------------------------------------------------------------------------------------
+#: (category, description, answer) by category, for the generated requests.
+REQUEST_TEXTS = {
+    "安全隐患": [("屋后电线老化，下雨天有火花。", "已联系供电所更换了电线，提醒住户雨天注意用电。"),
+                ("村道转弯处护栏被撞坏了，晚上很危险。", "已设置警示标志，护栏已报修并更换。"),
+                ("楼道里堆了很多纸箱，堵住了消防通道。", "已协调住户清理，消防通道已畅通。")],
+    "邻里纠纷": [("隔壁新砌的围墙占了我家出路。", "邻长和组长上门丈量，双方同意围墙后退半米，已经改好。"),
+                ("楼上漏水到我家，协商不下来。", "组织两家协商，楼上住户已请人修好防水层并赔偿粉刷费用。")],
+    "物业管理": [("小区路灯坏了好几盏，晚上看不见路。", "物业已更换路灯，已全部亮了。"),
+                ("电梯经常停运，老人上下楼不方便。", "已督促物业请维保单位检修，电梯恢复正常。")],
+    "环境卫生": [("垃圾桶满了好几天没人清运。", "已联系保洁员，清运改为每天一次。"),
+                ("水沟堵了，污水漫到路上。", "组织志愿者清理了水沟，已经畅通。"),
+                ("有人在塘边倒建筑垃圾。", "已清理建筑垃圾，并在塘边立了禁止倾倒的牌子。")],
+    "政策咨询": [("想问问医保今年怎么缴费。", "已上门讲解医保缴费标准和手机缴费方法，老人已缴好。"),
+                ("家里老人的高龄补贴怎么申请？", "已告知所需材料，邻长帮忙代办，补贴已申请。"),
+                ("孩子上学的资助政策想了解一下。", "已把教育资助政策明白卡送到家，并说明申请时间。")],
+    "生活求助": [("独居老人家里水管爆了，需要人帮忙修。", "志愿者上门换了水管，老人很满意。"),
+                ("腿脚不便，想请人帮忙去镇上取药。", "邻长帮忙取药送到家。"),
+                ("家里老人不会用智能手机交电费。", "邻长上门教会了老人用手机交电费。")],
+    "其他": [("想在村里组织广场舞活动，需要场地。", "已协调村部广场晚上开放，并装了照明。"),
+             ("村里的公告栏被风吹倒了。", "已重新立好公告栏并加固。")],
+}
+CATEGORY_WEIGHTS = {"安全隐患": 3, "环境卫生": 3, "政策咨询": 3, "生活求助": 2, "物业管理": 2,
+                    "邻里纠纷": 1.5, "其他": 1}
+ESCALATE_REASONS = ("需要组里协调。", "涉及几户人家，邻里协商不了，请组长出面。",
+                    "需要村里安排资金和人手。", "超出村里能力，请镇里相关部门支持。")
+
+
+def _demo_requests(rng: random.Random, town, holders, households, now) -> int:
+    """About forty requests in every state, made through the services with past clocks so each
+    timeline reads as it would have happened (see the scenarios below)."""
+    from uuid import uuid4
+
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    from portal.blueprints.regions.models import Region
+    from portal.blueprints.requests import services as rs
+    from portal.blueprints.requests.models import Department, RequestCategory
+    from portal.scope import Grant, Scope, path_range
+
+    regions = {r.id: r for r in db.session.scalars(
+        select(Region).where(path_range(Region.path, town.path)))}
+    by_name = {r.name: r for r in regions.values()}
+    categories = {c.name: c for c in rs.options(RequestCategory, town.id)}
+    departments = {d.name: d for d in rs.options(Department, town.id)}
+    in_hood: dict[int, list[Household]] = {}
+    for h, _chief in households:
+        set_committed_value(h, "neighborhood", regions[h.neighborhood_id])
+        in_hood.setdefault(h.neighborhood_id, []).append(h)
+    hood_ids = sorted(in_hood)
+    grants: dict[int, list[Grant]] = {}
+    for (region_id, role), u in holders.items():
+        path = regions[region_id].path if region_id in regions else "/"
+        grants.setdefault(u.id, []).append(Grant(role, path, region_id))
+
+    def scope(u):
+        return Scope(grants[u.id])
+
+    def who(hood, level) -> User:
+        """The person answering at ``level`` for a household of ``hood``."""
+        node = rs.node_id(hood.path, level)
+        role = ("neighbor_chief", "group_chief", "village_staff", "town_staff")[level]
+        return holders[(node, role)]
+
+    count = 0
+
+    def submit(h, category, text, at, by_chief=False):
+        nonlocal count
+        hood = regions[h.neighborhood_id]
+        req, _ = rs.submit(h, {"category_id": categories[category].id, "description": text,
+                               "contact_name": h.head_name, "contact_phone": h.phone,
+                               "contact_note": ""},
+                           source="chief" if by_chief else "resident",
+                           actor=who(hood, 0) if by_chief else None, photo=None,
+                           token=str(uuid4()), now=at)
+        count += 1
+        return req, hood
+
+    def step(hours: float, at):
+        return at + timedelta(hours=hours)
+
+    def climb(req, hood, to_level, at):
+        """Escalate by hand from the current level up to ``to_level``."""
+        while req.level < to_level:
+            at = step(rng.uniform(0.5, 3), at)
+            u = who(hood, req.level)
+            rs.escalate(u, scope(u), req, at, ESCALATE_REASONS[min(req.level + 1, 3)])
+        return at
+
+    def answer(req, hood, text, at, rating=None):
+        u = who(hood, req.level)
+        rs.close(u, scope(u), req, at, text)
+        if rating:
+            rs.rate(req, rating, "", step(rng.uniform(2, 30), at))
+
+    def day_time(days_ago: int):
+        day = local_today(now) - timedelta(days=days_ago)
+        return local_midnight_utc(day) + timedelta(hours=rng.uniform(8, 18))
+
+    def pick(category=None):
+        h = rng.choice(in_hood[rng.choice(hood_ids)])
+        if category is None:
+            category = rng.choices(list(CATEGORY_WEIGHTS), list(CATEGORY_WEIGHTS.values()))[0]
+        text, reply = rng.choice(REQUEST_TEXTS[category])
+        return h, category, text, reply
+
+    # -- closed over the last two months, most of them at 邻 ("微事不出邻") ---------------
+    plan = ["neighborhood"] * 14 + ["group"] * 4 + ["village"] * 3 + ["town"] + ["timeout"] * 2
+    rng.shuffle(plan)
+    for k, kind in enumerate(plan):
+        h, category, text, reply = pick()
+        at = day_time(5 + (k * 55) // len(plan) + rng.randint(0, 2))
+        req, hood = submit(h, category, text, at, by_chief=rng.random() < 0.3)
+        if kind == "timeout":  # nobody answered at 邻: the 组长 takes it up later
+            at = step(rng.uniform(6, 20), at)
+            u = who(hood, 1)
+            rs.acknowledge(u, scope(u), req, at, "邻长外出，由组长跟进。")
+        else:
+            at = step(rng.uniform(0.3, 3), at)
+            u = who(hood, 0)
+            rs.acknowledge(u, scope(u), req, at, "已收到，马上去看。")
+            at = climb(req, hood, {"neighborhood": 0, "group": 1, "village": 2, "town": 3}[kind],
+                       at)
+            if req.level == 1:
+                u = who(hood, 1)
+                at = step(rng.uniform(0.5, 4), at)
+                rs.acknowledge(u, scope(u), req, at, "组长已接手。")
+            if req.level >= 2:
+                u = who(hood, req.level)
+                dept = rng.choice(list(departments.values()))
+                at = step(rng.uniform(1, 6), at)
+                rs.route(u, scope(u), req, at, dept.id, "请尽快安排处理。")
+        rating = rng.choices(["satisfied", "basic", "unsatisfied", None], [12, 4, 1, 4])[0]
+        answer(req, hood, reply, step(rng.uniform(2, 40), at), rating)
+
+    # -- the seeds' story: 山塘输水洞堵塞, told to 邻长 胡新林 of 杨家井组, fixed by the town's
+    # agricultural service centre together with 特立村 ---------------------------------------
+    hood = by_name["杨家井一邻"]
+    h = in_hood[hood.id][0]
+    at = day_time(18)
+    req, hood = submit(h, "安全隐患", "山塘输水洞堵塞，蓄水困难，春耕马上要放水灌田了。", at,
+                       by_chief=True)
+    u = who(hood, 0)
+    at = step(0.3, at)
+    rs.escalate(u, scope(u), req, at, "输水洞在塘底，邻里修不了，需要村里对接解决。")
+    u = who(hood, 1)
+    at = step(0.5, at)
+    rs.escalate(u, scope(u), req, at, "组里没有设备，报村委会。")
+    u = who(hood, 2)
+    at = step(1, at)
+    rs.route(u, scope(u), req, at, departments["农业综合服务中心"].id,
+             "春耕关键时期，请镇农业综合服务中心派专人修复。")
+    rs.close(u, scope(u), req, step(30, at),
+             "镇农业综合服务中心和特立村安排专人疏通了输水洞，山塘已正常蓄水，农田灌溉有保障。")
+    rs.rate(req, "satisfied", "修得很快，谢谢！", step(40, at))
+
+    # -- a family dispute mediated until the children signed a 赡养协议 ----------------------
+    hood = by_name["老街一邻"]
+    h = in_hood[hood.id][1]
+    at = day_time(25)
+    req, hood = submit(h, "邻里纠纷", "母亲八十多岁了，兄弟姐妹因为财产分配有分歧，老人的赡养没人管。",
+                       at)
+    u = who(hood, 0)
+    at = step(1, at)
+    rs.acknowledge(u, scope(u), req, at, "先上门看望老人，了解情况。")
+    at = step(50, at)
+    rs.record_mediation(u, scope(u), req, {
+        "outcome": "not_agreed", "parties": "周奶奶及六名子女", "mediators": u.name,
+        "held_at": at, "note": "子女意见分歧较大，约定下周再谈。"}, at)
+    at = climb(req, hood, 2, step(1, at))
+    u = who(hood, 2)
+    at = step(2, at)
+    rs.acknowledge(u, scope(u), req, at, "社区工作人员和邻长一起再组织调解。")
+    at = step(100, at)
+    rs.record_mediation(u, scope(u), req, {
+        "outcome": "agreed", "parties": "周奶奶及六名子女", "mediators": f"{who(hood, 0).name}、{u.name}",
+        "held_at": at, "agreement_title": "赡养协议",
+        "agreement_terms": "六名子女轮流照顾母亲，每人每月出生活费三百元，医药费平摊。",
+        "signed_on": local_today(at), "note": "讲解了《老年人权益保障法》，子女们签了协议。"}, at)
+    rs.close(u, scope(u), req, step(2, at), "六名子女已签订赡养协议，社区和邻长会定期回访。")
+    rs.rate(req, "satisfied", "", step(26, at))
+
+    # -- on the 接单 board: one taken by the demo volunteer, one still open ------------------
+    hood = by_name["枫树湾二邻"]
+    h = in_hood[hood.id][0]
+    at = now - timedelta(hours=26)
+    req, hood = submit(h, "生活求助", "独居老人家里的灯坏了，自己爬不上去换。", at)
+    u = who(hood, 0)
+    rs.offer_to_helpers(u, scope(u), req, step(1, at), "请附近的志愿者帮忙换个灯泡。")
+    volunteer = holders[(by_name["特立村"].id, "volunteer")]
+    rs.claim(volunteer, scope(volunteer), req, step(3, at))
+    rs.helper_progress(volunteer, req, step(4, at), "已联系老人，明天上午带灯泡过去。")
+    hood = by_name["新屋一邻"]
+    h = in_hood[hood.id][2]
+    at = now - timedelta(hours=5)
+    req, hood = submit(h, "生活求助", "腿脚不便，想请人帮忙去镇上取药。", at)
+    u = who(hood, 0)
+    rs.offer_to_helpers(u, scope(u), req, step(0.5, at), "有空的志愿者请帮忙跑一趟。")
+
+    # -- open now: for the demo accounts' queues and the overdue lists ------------------------
+    hood = by_name["杨家井一邻"]  # 胡新林: two waiting with time left, one he is working on
+    for hours, (category, (text, _)) in ((1.2, ("环境卫生", REQUEST_TEXTS["环境卫生"][1])),
+                                         (2.5, ("政策咨询", REQUEST_TEXTS["政策咨询"][0]))):
+        submit(in_hood[hood.id][3], category, text, now - timedelta(hours=hours))
+    req, hood = submit(in_hood[hood.id][4], "安全隐患", REQUEST_TEXTS["安全隐患"][0][0],
+                       now - timedelta(hours=20))
+    u = who(hood, 0)
+    rs.acknowledge(u, scope(u), req, now - timedelta(hours=18), "已报供电所，等师傅上门。")
+    # 杨家井二邻: nobody answered within 4 hours, so it is 组长 杨国平's now (not yet recorded)
+    submit(in_hood[by_name["杨家井二邻"].id][0], "物业管理", REQUEST_TEXTS["物业管理"][0][0],
+           now - timedelta(hours=7))
+    # 特立村: escalated to 村 (周丽) by the 组长 this morning
+    req, hood = submit(in_hood[by_name["塘坝三邻"].id][0], "环境卫生",
+                       REQUEST_TEXTS["环境卫生"][2][0], now - timedelta(hours=9))
+    climb(req, hood, 2, now - timedelta(hours=8.5))
+    # 五美村: up to 镇 (刘建国), and one nobody answered at any level: overdue at 镇
+    req, hood = submit(in_hood[by_name["荷塘一邻"].id][0], "邻里纠纷",
+                       REQUEST_TEXTS["邻里纠纷"][0][0], now - timedelta(hours=30))
+    climb(req, hood, 3, now - timedelta(hours=29.5))
+    submit(in_hood[by_name["竹山二邻"].id][1], "安全隐患", REQUEST_TEXTS["安全隐患"][1][0],
+           now - timedelta(days=7))
+    # a few more across the town: waiting, past the 邻 deadline, being worked on
+    for hours, state in ((0.5, "new"), (3, "new"), (9, "new"), (14, "working"), (30, "working")):
+        h, category, text, _ = pick()
+        req, hood = submit(h, category, text, now - timedelta(hours=hours))
+        if state == "working":
+            u = who(hood, 0)
+            rs.acknowledge(u, scope(u), req, now - timedelta(hours=hours - 1), "正在协调处理。")
+    db.session.flush()
     return count
