@@ -238,6 +238,26 @@ def count_queries(app):
 
 
 @pytest.fixture
+def upload_folder(app):
+    """upload_folder(kind) → the folder of one kind of uploaded photo, emptied now and after
+    the test."""
+    import shutil
+
+    made = []
+
+    def make(kind: str) -> Path:
+        path = Path(app.config["UPLOAD_DIR"]) / kind
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
 def output_dir(request):
     """test-output/<test name>/ for screenshots and other artefacts a person may look at."""
     path = OUTPUT / re.sub(r"[^\w.-]+", "_", request.node.name)

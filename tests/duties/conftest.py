@@ -5,10 +5,8 @@ services see ``NOW`` (Wednesday 2026-01-21 12:00 in Asia/Shanghai) as the curren
 """
 
 import io
-import shutil
 from datetime import datetime
 from html.parser import HTMLParser
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -33,13 +31,9 @@ def frozen_now(monkeypatch):
 
 
 @pytest.fixture
-def upload_dir(app):
-    """The duty-photo folder, emptied before the test."""
-    path = Path(app.config["UPLOAD_DIR"]) / "duty"
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def upload_dir(upload_folder):
+    """The duty-photo folder, emptied before and after the test."""
+    return upload_folder("duty")
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ The resident's views run at the fixed instant NOW (see ``clock``)."""
 
 import io
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -25,13 +23,9 @@ INVALID = "链接无效或已更换，请向您的邻长索取新的二维码"
 
 
 @pytest.fixture
-def upload_dir(app):
+def upload_dir(upload_folder):
     """The request-photo folder, emptied before and after the test."""
-    path = Path(app.config["UPLOAD_DIR"]) / "requests"
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    return upload_folder("requests")
 
 
 def category(town, name="安全隐患") -> int:

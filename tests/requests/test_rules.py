@@ -483,8 +483,12 @@ def test_escalate_a_closed_request_is_refused(world, new, sc):
     w = world
     r = new(w.hh1)
     ok(svc.close, w.neighbor_chief, sc(w.neighbor_chief), r, NOW + HOUR, "已经处理好。")
-    refused(svc.escalate, w.neighbor_chief, sc(w.neighbor_chief), r, NOW + 2 * HOUR, "再上报一次",
-            match="已经办结")
+    error = refused(svc.escalate, w.neighbor_chief, sc(w.neighbor_chief), r, NOW + 2 * HOUR,
+                    "再上报一次")
+    assert error.message == "这条诉求已经办结。"
+    r = fresh(r)
+    assert (r.status, r.level, r.closed_level, r.answer) == ("closed", 0, 0, "已经处理好。")
+    assert kinds(r) == ["created", "closed"]
 
 
 # -- route ----------------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, case, func, literal, or_, select
-from sqlalchemy.exc import IntegrityError
 
 from portal.audit import record
 from portal.blueprints.duties.models import PERIODS, ChecklistItem, ContactRule, DutyLog
@@ -29,6 +28,7 @@ from portal.blueprints.regions.models import Household, Post, Region
 from portal.clock import local_midnight_utc, local_today, utcnow
 from portal.errors import ServiceError
 from portal.extensions import db
+from portal.once import earlier, flush_once
 from portal.photos import new_photo_name, process_photo, store_photo  # noqa: F401
 from portal.photos import photo_dir as photo_dir_of
 from portal.scope import path_range
@@ -316,10 +316,8 @@ def log_duty(actor, household: Household, *, duty_item_id: int, method: str,
     Returns (log, created). A token seen before returns the earlier log and creates nothing.
     """
     now = now or utcnow()
-    existing = db.session.scalar(select(DutyLog).where(DutyLog.form_token == token))
+    existing = earlier(DutyLog, token, household.id)
     if existing is not None:
-        if existing.household_id != household.id:
-            raise ServiceError("表单已失效，请重新打开。")
         return existing, False
     item = db.session.get(ChecklistItem, duty_item_id)
     if (item is None or item.kind != "duty" or not item.active
@@ -343,13 +341,8 @@ def log_duty(actor, household: Household, *, duty_item_id: int, method: str,
     if household.last_contact_at is None or occurred_at >= household.last_contact_at:
         household.last_contact_at = occurred_at
         household.last_contact_method = method
-    try:
-        db.session.flush()
-    except IntegrityError:  # the same form raced in on another request
-        db.session.rollback()
-        existing = db.session.scalar(select(DutyLog).where(DutyLog.form_token == token))
-        if existing is None:
-            raise
+    existing = flush_once(DutyLog, token)
+    if existing is not None:
         return existing, False
     if photo_name:
         store_photo("duty", photo_name, photo)

@@ -159,14 +159,22 @@ def overdue():
 
 
 # -- figures ------------------------------------------------------------------------------------
-@bp.get("/requests/stats")
-def stats():
+def _report_args():
+    """(region, now, period, error page) of a report: ``?region=&start=&end=``; the error page
+    (422, the message on the period form) when the period is refused, else None."""
     region = _region_arg()
     now = utcnow()
     try:
-        period = Period(request.args, now)
+        return region, now, Period(request.args, now), None
     except ServiceError as e:
-        return _period_error(region, e)
+        return region, now, None, _period_error(region, e)
+
+
+@bp.get("/requests/stats")
+def stats():
+    region, now, period, error = _report_args()
+    if error:
+        return error
     ancestors, children = svc.region_family(region)
     scope = current_scope()
     fig = svc.figures(region, period.start_utc, period.end_utc, now)
@@ -224,12 +232,9 @@ def _ledger_file(region, period: Period, now: datetime):
         cell.font = bold
         header.append(cell)
     ws.append(header)
-    above = svc.region_names(region.ancestor_ids)
-    helpers = svc.helper_names(region, period.start_utc, period.end_utc)
     for req, eff, names, extra in svc.ledger_rows(region, period.start_utc, period.end_utc, now):
         def node(level, req=req, names=names):
-            rid = svc.node_id(req.path, level)
-            return names.get(rid) or above.get(rid, "")
+            return names.get(svc.node_id(req.path, level), "")
 
         status = STATUSES[req.status]
         if eff.overdue:
@@ -240,7 +245,7 @@ def _ledger_file(region, period: Period, now: datetime):
             _text(ws, extra["address"]), _text(ws, extra["category"]),
             _text(ws, req.description, wrap=True), _text(ws, SOURCES.get(req.source, "")),
             _text(ws, status), _text(ws, LEVEL_NAMES[eff.level]), _text(ws, extra["handler"]),
-            _text(ws, extra["department"]), _text(ws, helpers.get(req.helper_id, "")),
+            _text(ws, extra["department"]), _text(ws, extra["helper"]),
             _when(ws, req.closed_at),
             _text(ws, LEVEL_NAMES[req.closed_level] if req.closed_level is not None else ""),
             _text(ws, req.answer, wrap=True), _text(ws, RATINGS.get(req.rating, "")),
@@ -258,12 +263,9 @@ def _ledger_file(region, period: Period, now: datetime):
 @bp.get("/requests/export.xlsx")
 def export():
     """收集问题台账 of a region for a period: requests created in it, oldest first."""
-    region = _region_arg()
-    now = utcnow()
-    try:
-        period = Period(request.args, now)
-    except ServiceError as e:
-        return _period_error(region, e)
+    region, now, period, error = _report_args()
+    if error:
+        return error
     name = region.name
     stream = _ledger_file(region, period, now)
     size = stream.seek(0, 2)

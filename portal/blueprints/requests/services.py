@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, case, false, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -38,6 +37,7 @@ from portal.blueprints.requests.models import (
 from portal.clock import local_today, utcnow
 from portal.errors import ServiceError
 from portal.extensions import db
+from portal.once import EXPIRED, earlier, flush_once
 from portal.phones import check_phone, mask_phone
 from portal.photos import new_photo_name, store_photo
 from portal.scope import path_range
@@ -168,23 +168,32 @@ def chain_dues(level: int, at: datetime, hours, staffed=(True,) * (TOP + 1)) -> 
     return dues
 
 
+def handler_nodes(path: str, level: int) -> list[int]:
+    """The regions whose posts (of ``HANDLER_ROLES[level]``) answer at ``level``: the level's
+    node, and at 组 also its 片 ("片组汇总": the 片长 answers with the 组长)."""
+    nodes = [node_id(path, level)]
+    if level == 1:
+        nodes.append(int(path.strip("/").split("/")[2]))
+    return nodes
+
+
 def staffed_levels(neighborhood_path: str) -> list[bool]:
     """Which levels of this 邻's chain have someone in post to answer (one query). 镇 counts as
     staffed regardless: it is where every request ends up."""
-    parts = [int(p) for p in neighborhood_path.strip("/").split("/")]
-    nodes = [parts[PATH_INDEX[k]] for k in range(TOP + 1)]
+    nodes = {k: handler_nodes(neighborhood_path, k) for k in range(TOP)}
     held = set(db.session.execute(
-        select(Post.region_id, Post.role).where(Post.region_id.in_([*nodes, parts[2]]),
-                                                Post.ended_at.is_(None))).all())
-    out = [any((nodes[k], role) in held for role in HANDLER_ROLES[k]) for k in range(TOP)]
-    out[1] = out[1] or (parts[2], "area_chief") in held  # a 片长 answers at 组 in their 片
-    return [*out, True]
+        select(Post.region_id, Post.role).where(
+            Post.region_id.in_([n for ns in nodes.values() for n in ns]),
+            Post.ended_at.is_(None))).all())
+    return [*(any((n, role) in held for n in nodes[k] for role in HANDLER_ROLES[k])
+              for k in range(TOP)), True]
 
 
-def _set_dues(req: Request, level: int, at: datetime) -> int:
+def _set_dues(req: Request, level: int, at: datetime, staffed: list[bool] | None = None) -> int:
     """Put the request at ``level`` — or the first level above it with someone in post — with
-    fresh deadlines from ``at``; returns the level."""
-    staffed = staffed_levels(req.path)
+    fresh deadlines from ``at``; returns the level. ``staffed``: :func:`staffed_levels`, if the
+    caller has it already."""
+    staffed = staffed or staffed_levels(req.path)
     level = next(k for k in range(level, TOP + 1) if staffed[k])
     req.level = level
     req.due_0, req.due_1, req.due_2, req.due_3 = chain_dues(
@@ -447,12 +456,6 @@ def _clean(text: str | None, what: str, limit: int, minimum: int = 0, field_name
     return text
 
 
-def entry_level(neighborhood_path: str) -> int:
-    """The lowest level with someone in post to answer (a 邻 without a 邻长 starts at 组 …)."""
-    staffed = staffed_levels(neighborhood_path)
-    return next(k for k in range(TOP + 1) if staffed[k])
-
-
 def submit(household: Household, data: dict, *, source: str, actor=None, photo: bytes | None,
            token: str, now: datetime | None = None) -> tuple[Request, bool]:
     """点单: a resident (actor None, through the household link) or a 三长 for them.
@@ -461,11 +464,9 @@ def submit(household: Household, data: dict, *, source: str, actor=None, photo: 
     Returns (request, created); a form token seen before returns the earlier request."""
     now = now or utcnow()
     if not token or len(token) > 36:
-        raise ServiceError("表单已失效，请重新打开。")
-    existing = db.session.scalar(select(Request).where(Request.form_token == token))
+        raise ServiceError(EXPIRED)
+    existing = earlier(Request, token, household.id)
     if existing is not None:
-        if existing.household_id != household.id:
-            raise ServiceError("表单已失效，请重新打开。")
         return existing, False
     region = household.neighborhood
     category = db.session.get(RequestCategory, data.get("category_id") or 0)
@@ -485,13 +486,8 @@ def submit(household: Household, data: dict, *, source: str, actor=None, photo: 
         updated_at=now, photo=new_photo_name() if photo else None)
     _set_dues(req, 0, now)
     db.session.add(req)
-    try:
-        db.session.flush()
-    except IntegrityError:  # the same form raced in on another request
-        db.session.rollback()
-        existing = db.session.scalar(select(Request).where(Request.form_token == token))
-        if existing is None:
-            raise
+    existing = flush_once(Request, token)
+    if existing is not None:
         return existing, False
     note = "" if req.level == 0 else f"该邻暂无邻长，直接由{LEVEL_NAMES[req.level]}级响应。"
     _event(req, actor, "created", now, to_status="new", to_level=req.level, note=note)
@@ -535,7 +531,7 @@ def escalate(actor, scope, req: Request, now: datetime, reason: str) -> None:
     target = next(k for k in range(level + 1, TOP + 1) if staffed[k])  # skip a vacant level
     _change(req, actor, "escalated", now, status="new", level=target, note=reason,
             to=LEVEL_NAMES[target])
-    _set_dues(req, target, now)
+    _set_dues(req, target, now, staffed)
     req.handler_id = None
     req.department_id = None
     save(req)
@@ -781,13 +777,10 @@ def responders(req: Request, level: int) -> list[str]:
     """Names of the people in post who answer the request at ``level``."""
     from portal.blueprints.auth.models import User
 
-    nodes = [node_id(req.path, level)]
-    if level == 1:
-        nodes.append(int(req.path.strip("/").split("/")[2]))
-    roles = HANDLER_ROLES[level]
     return list(db.session.scalars(
         select(User.name).join(Post, Post.user_id == User.id)
-        .where(Post.region_id.in_(nodes), Post.role.in_(roles), Post.ended_at.is_(None))
+        .where(Post.region_id.in_(handler_nodes(req.path, level)),
+               Post.role.in_(HANDLER_ROLES[level]), Post.ended_at.is_(None))
         .order_by(Post.role.desc(), User.name)))
 
 
@@ -802,20 +795,25 @@ class Queue:
     more: bool = False
 
 
+def _queue_clause(scope, now: datetime):
+    """SQL: the request is (effectively) at the level of one of the user's posts, in that post's
+    subtree; None when the user holds no handler post."""
+    alts = [and_(path_range(Request.path, gr.path),
+                 effective_level_sql(now) == QUEUE_LEVEL[gr.role])
+            for gr in scope.grants if gr.role in QUEUE_LEVEL]
+    return or_(*alts) if alts else None
+
+
 def queue(scope, now: datetime, limit: int = 100) -> Queue:
     """Open requests at the level of each of the user's posts, over the post's subtree."""
-    alts = []
-    for gr in scope.grants:
-        if gr.role in QUEUE_LEVEL:
-            alts.append(and_(path_range(Request.path, gr.path),
-                             effective_level_sql(now) == QUEUE_LEVEL[gr.role]))
+    mine = _queue_clause(scope, now)
     out = Queue()
-    if not alts:
+    if mine is None:
         return out
     deadline = effective_deadline_sql(now)
     rows = list(db.session.scalars(
         select(Request).options(*_list_options())
-        .where(Request.status != "closed", or_(*alts))
+        .where(Request.status != "closed", mine)
         .order_by(case((Request.status == "new", 0), else_=1), deadline,
                   case((Request.helper_done_at.is_not(None), 0), else_=1), Request.updated_at)
         .limit(limit + 1)))
@@ -939,20 +937,26 @@ def figures(region: Region, start: datetime, end: datetime, now: datetime) -> Fi
 
 def ledger_rows(region: Region, start: datetime, end: datetime, now: datetime, batch: int = 2000):
     """收集问题台账: every request created in [start, end) under ``region``, oldest first, as
-    (request, Effective, names) where names maps region id → name. Streams in batches."""
-    names = dict(db.session.execute(
-        select(Region.id, Region.name).where(path_range(Region.path, region.path))).all())
+    (request, Effective, names, extra) where names maps region id → name (the region's subtree
+    and its ancestors) and extra holds the names shown with the row. Streams in batches."""
+    from sqlalchemy.orm import aliased
+
     from portal.blueprints.auth.models import User
 
+    names = dict(db.session.execute(
+        select(Region.id, Region.name).where(or_(path_range(Region.path, region.path),
+                                                 Region.id.in_(region.ancestor_ids)))).all())
+    handler, helper = aliased(User), aliased(User)
     last = (datetime.min, 0)
     while True:
         rows = list(db.session.execute(
             select(Request, Household.head_name, Household.address, RequestCategory.name,
-                   Department.name, User.name)
+                   Department.name, handler.name, helper.name)
             .join(Household, Request.household_id == Household.id)
             .join(RequestCategory, Request.category_id == RequestCategory.id)
             .outerjoin(Department, Request.department_id == Department.id)
-            .outerjoin(User, Request.handler_id == User.id)
+            .outerjoin(handler, Request.handler_id == handler.id)
+            .outerjoin(helper, Request.helper_id == helper.id)
             .where(path_range(Request.path, region.path), Request.created_at >= start,
                    Request.created_at < end,
                    or_(Request.created_at > last[0],
@@ -960,10 +964,11 @@ def ledger_rows(region: Region, start: datetime, end: datetime, now: datetime, b
             .order_by(Request.created_at, Request.id).limit(batch)))
         if not rows:
             return
-        for req, head, address, category, department, handler in rows:
+        for req, head, address, category, department, handler_name, helper_name in rows:
             yield req, effective(req, now), names, {
                 "head": head, "address": address, "category": category,
-                "department": department or "", "handler": handler or ""}
+                "department": department or "", "handler": handler_name or "",
+                "helper": helper_name or ""}
         last = (rows[-1][0].created_at, rows[-1][0].id)
         for row in rows:  # let the batch go: an export of a year holds many thousands
             db.session.expunge(row[0])
@@ -971,13 +976,11 @@ def ledger_rows(region: Region, start: datetime, end: datetime, now: datetime, b
 
 def pending_count(scope, now: datetime) -> int:
     """Requests waiting for the user's response (the 邻长 home's badge): one query."""
-    alts = [and_(path_range(Request.path, gr.path),
-                 effective_level_sql(now) == QUEUE_LEVEL[gr.role])
-            for gr in scope.grants if gr.role in QUEUE_LEVEL]
-    if not alts:
+    mine = _queue_clause(scope, now)
+    if mine is None:
         return 0
     return db.session.scalar(select(func.count()).select_from(Request).where(
-        Request.status == "new", or_(*alts)))
+        Request.status == "new", mine))
 
 
 # -- Helper C: reports (overdue lists, figures, 台账) ------------------------------------------------
@@ -1052,13 +1055,3 @@ def breakdown(region: Region, children: list[Region], start: datetime, end: date
         row.closed_neighborhood += int(closed0)
         row.missed_neighborhood += int(missed0)
     return sorted(out.values(), key=lambda r: (-r.total, r.region.name))
-
-
-def helper_names(region: Region, start: datetime, end: datetime) -> dict[int, str]:
-    """Names of the helpers (接单人) of the requests :func:`ledger_rows` lists, one query."""
-    from portal.blueprints.auth.models import User
-
-    taken = (select(Request.helper_id)
-             .where(path_range(Request.path, region.path), Request.created_at >= start,
-                    Request.created_at < end, Request.helper_id.is_not(None)))
-    return dict(db.session.execute(select(User.id, User.name).where(User.id.in_(taken))).all())
