@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask
 export FLASK_APP := portal
-APT_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 chromium poppler-utils postgresql
+APT_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 libpangoft2-1.0-0 chromium poppler-utils postgresql
 #: PostgreSQL used by `make test` (and `make bench`); created by `make pg`.
 PG_URL ?= postgresql://portal:portal@127.0.0.1:5432/portal_test
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -66,6 +66,15 @@ ACTION_LABELS = {
     "category.update": "修改诉求类别", "department.create": "新增承办部门",
     "department.update": "修改承办部门", "household.renew_link": "更换点单链接",
     "user.create": "新建账号", "user.password": "修改密码", "user.reset_password": "重置密码",
+    "venue.create": "新增议事场所", "venue.update": "修改议事场所",
+    "agenda.raise": "提出议题", "agenda.accept": "清单外议题准予上会",
+    "agenda.decline": "议题不予上会", "agenda.schedule": "议题排期", "agenda.terms": "修改议题表决规则",
+    "agenda.unschedule": "撤下议题", "agenda.move": "调整议程顺序", "agenda.decision": "填写决议",
+    "agenda.assign": "指定落实负责人", "agenda.answer": "议题答复",
+    "meeting.create": "召集会议", "meeting.update": "修改会议", "meeting.open": "开始会议",
+    "meeting.end": "结束会议", "meeting.minutes": "记录会议纪要", "meeting.check_in": "参会签到",
+    "meeting.undo_check_in": "撤销签到", "vote.open": "开始表决", "vote.cast": "投票",
+    "vote.hands": "录入举手票数", "vote.close": "结束表决", "vote.correct": "更正表决结果",
 }
 DETAIL_LABELS = {
     "name": "名称", "level": "级别", "address": "住址", "head": "户主", "head_name": "户主",
@@ -76,6 +85,12 @@ DETAIL_LABELS = {
     "source": "来源", "household": "住户", "department": "部门", "helper": "接单人",
     "rating": "评价", "outcome": "结果", "hours": "各级时限(小时)", "reopen_days": "重开期限(天)",
     "from_level": "原层级", "to_level": "新层级", "is_dispute": "纠纷类",
+    "off_list": "清单外", "note": "说明", "meeting": "会议", "mode": "表决方式",
+    "minutes": "时长(分钟)", "from_meeting": "原会议", "position": "顺序", "starts_at": "时间",
+    "entitled": "应到户数", "present": "到会户数", "returned": "退回议题数", "length": "字数",
+    "item": "议题", "by": "方式", "yes": "赞成", "no": "反对", "abstain": "弃权",
+    "result": "结果", "before": "更正前", "after": "更正后", "reason": "理由", "owner": "负责人",
+    "due": "期限", "capacity": "容纳人数",
 }
 
 

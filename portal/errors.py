@@ -45,6 +45,11 @@ def register(app):
             return render(429, f"登录尝试次数过多，为保护账号已暂时锁定。请 {wait} 分钟后再试。")
         return render(429, MESSAGES[429][1].format(minutes=wait))
 
+    @app.errorhandler(PermissionError)
+    def refused(e):
+        """A service refused the caller's role (see ``agenda.services._need``)."""
+        return render(403, str(e) or None)
+
     @app.errorhandler(400)
     def bad_request(e):
         return render(400)

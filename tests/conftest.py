@@ -8,7 +8,7 @@ import contextvars
 import os
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -193,6 +193,24 @@ def world(make_region, make_user, make_household):
 
 
 @pytest.fixture
+def scope_of(app):
+    """scope_of(user) → the user's Scope, as a request would build it."""
+    from sqlalchemy.orm import selectinload
+
+    from portal.blueprints.auth.models import User
+    from portal.blueprints.regions.models import Post
+    from portal.scope import Scope
+
+    def build(user):
+        fresh = db.session.execute(db.select(User).options(
+            selectinload(User.posts).joinedload(Post.region)).where(User.id == user.id)
+            .execution_options(populate_existing=True)).scalar_one()
+        return Scope.for_user(fresh)
+
+    return build
+
+
+@pytest.fixture
 def login_as(app):
     """login_as(user) → a test client logged in as ``user`` (through the real login form)."""
 
@@ -287,3 +305,63 @@ def empty_db_url(tmp_path):
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+# -- 议事 factories (items and meetings made through the services on the ``world``) ----------
+#: The agenda tests' fixed clock (tests/agenda/conftest.py NOW).
+AGENDA_NOW = datetime(2026, 11, 16, 2, 0)
+
+
+@pytest.fixture
+def category(app):
+    """category(town, k=0) → the id of the town's k-th 六议 item."""
+    from portal.blueprints.agenda import services as svc
+
+    def get(town, k=0):
+        return svc.deliberation_items(town.id)[k].id
+
+    return get
+
+
+@pytest.fixture
+def make_item(app, category, scope_of):
+    """make_item(region, actor, title=…) → a proposed AgendaItem raised through the service."""
+    from portal.blueprints.agenda import services as svc
+
+    def make(region, actor, title="山塘输水洞修缮", off_list=False, **fields):
+        data = {"title": title, "background": fields.get("background", "输水洞堵塞，下游农田缺水。"),
+                "proposal": fields.get("proposal", "组织村民投工投劳疏通。"),
+                "category_id": "off" if off_list else str(category(actor_town(region)))}
+        item = svc.raise_item(actor, scope_of(actor), region, data)
+        db.session.commit()
+        return item
+
+    return make
+
+
+def actor_town(region):
+    from portal.blueprints.regions.models import Region
+
+    return db.session.get(Region, region.town_id)
+
+
+@pytest.fixture
+def make_meeting(app, scope_of):
+    """make_meeting(region, actor, kind="kentan", items=[(item, rule, mode)…], open=False)."""
+    from portal.blueprints.agenda import services as svc
+
+    def make(region, actor, kind="kentan", title="十一月民情恳谈会", items=(), open=False,
+             minutes=60, starts_at=AGENDA_NOW + timedelta(days=1)):
+        scope = scope_of(actor)
+        meeting = svc.save_meeting(actor, scope, None, region, {
+            "kind": kind, "title": title, "starts_at": starts_at, "planned_minutes": minutes})
+        for entry in items:
+            item, rule, mode = entry
+            svc.schedule(actor, scope, item, meeting,
+                         {"planned_minutes": 15, "rule": rule, "vote_mode": mode})
+        if open:
+            svc.open_meeting(actor, scope, meeting, now=AGENDA_NOW)
+        db.session.commit()
+        return meeting
+
+    return make

@@ -227,3 +227,108 @@ def test_requests_migration_fills_in_an_existing_installation(fresh_app):
         text("SELECT count(*) FROM households WHERE intake_token IS NULL")).scalar_one() == 0
     assert kept() == {"regions": 10, "households": 4, "household_tag_links": 2, "duty_logs": 2}
     assert _diff() == []
+
+
+AGENDA_TABLES = {"venues", "meetings", "agenda_items", "attendances", "votes",
+                 "result_corrections"}
+
+
+def test_agenda_migration_upgrade_downgrade_and_again(fresh_app):
+    """An installation at 0002 with a town, households and people in post upgrades to 0003 (议事),
+    holds a meeting with a vote, downgrades to 0002 — the agenda tables go, nothing of 0002's data
+    does — and upgrades again to a working, empty 议事."""
+    from datetime import datetime
+
+    from portal.blueprints.agenda import services as asvc
+    from portal.blueprints.agenda.models import AgendaItem
+    from portal.blueprints.auth.services import create_user
+    from portal.blueprints.regions.models import Post
+    from portal.blueprints.regions.services import create_household, create_region
+    from portal.scope import Scope
+
+    upgrade(revision="0002")
+    assert not (_tables() & AGENDA_TABLES)
+    town = create_region(None, None, "议事镇")
+    village = create_region(None, town, "议事村")
+    node = village
+    for name in ("一片", "一组", "一邻"):
+        node = create_region(None, node, name)
+    households = [create_household(None, node, {"address": f"塘边{k}号", "head_name": f"户主{k}",
+                                                "phone": None, "member_count": 3}, [])
+                  for k in range(3)]
+    staff = create_user(None, "13700000031", "村干部", "a-good-pass-1")
+    db.session.add(Post(user_id=staff.id, region_id=village.id, role="village_staff"))
+    db.session.commit()
+    town_id, village_id = town.id, village.id
+    household_ids = [h.id for h in households]
+    staff_id = staff.id
+    db.session.remove()
+
+    def kept():
+        counts = {t: db.session.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                  for t in ("regions", "households", "users", "posts", "checklist_items",
+                            "request_categories")}
+        db.session.remove()
+        return counts
+
+    before = kept()
+    assert before["regions"] == 5 and before["households"] == 3
+
+    upgrade()
+    assert db.session.execute(text("SELECT version_num FROM alembic_version")).scalar_one() \
+        == _head(fresh_app)
+    assert _tables() >= AGENDA_TABLES
+    assert kept() == before
+
+    # a meeting with a vote on the upgraded installation
+    from sqlalchemy.orm import selectinload
+
+    from portal.blueprints.auth.models import User
+    from portal.blueprints.regions.models import Household, Region
+
+    def _staff(user_id):
+        return db.session.execute(select(User).options(
+            selectinload(User.posts).joinedload(Post.region)).where(User.id == user_id)).scalar_one()
+
+    staff = _staff(staff_id)
+    scope = Scope.for_user(staff)
+    village = db.session.get(Region, village_id)
+    at = datetime(2026, 11, 16, 2, 0)
+    item = asvc.raise_item(staff, scope, village, {
+        "title": "村道路灯安装", "background": "村道夜间没有照明。", "proposal": "安装十盏太阳能路灯。",
+        "category_id": str(asvc.deliberation_items(town_id)[0].id)})
+    meeting = asvc.save_meeting(staff, scope, None, village, {
+        "kind": "assembly", "title": "村民会议", "starts_at": at, "planned_minutes": 60})
+    asvc.schedule(staff, scope, item, meeting,
+                  {"planned_minutes": 15, "rule": "assembly", "vote_mode": "household"})
+    asvc.open_meeting(staff, scope, meeting, now=at)
+    asvc.open_vote(staff, scope, item, now=at)
+    for hid in household_ids[:2]:
+        asvc.check_in(staff, scope, meeting, db.session.get(Household, hid), now=at)
+        asvc.cast_vote(item, hid, "yes", actor=staff, now=at)
+    assert asvc.close_vote(staff, scope, item, now=at) == "passed"
+    asvc.end_meeting(staff, scope, meeting, now=at)
+    db.session.commit()
+    counts = {t: db.session.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+              for t in ("meetings", "agenda_items", "attendances", "votes")}
+    assert counts == {"meetings": 1, "agenda_items": 1, "attendances": 2, "votes": 2}
+    db.session.remove()
+
+    downgrade(revision="0002")
+    assert db.session.execute(text("SELECT version_num FROM alembic_version")).scalar_one() \
+        == "0002"
+    assert not (_tables() & AGENDA_TABLES)
+    assert kept() == before
+    db.session.remove()
+
+    upgrade()  # and forward again: empty, and working
+    assert _tables() >= AGENDA_TABLES
+    assert kept() == before
+    assert db.session.execute(text("SELECT count(*) FROM agenda_items")).scalar_one() == 0
+    assert _diff() == []
+    staff = _staff(staff_id)
+    again = asvc.raise_item(staff, Scope.for_user(staff), db.session.get(Region, village_id), {
+        "title": "村道路灯安装", "background": "村道夜间没有照明。", "proposal": "安装十盏太阳能路灯。",
+        "category_id": str(asvc.deliberation_items(town_id)[0].id)})
+    db.session.commit()
+    assert db.session.get(AgendaItem, again.id).status == "proposed"

@@ -52,24 +52,6 @@ def load_household(app):
 
 
 @pytest.fixture
-def scope_of(app):
-    """scope_of(user) → the user's Scope, as a request would build it."""
-    from sqlalchemy.orm import selectinload
-
-    from portal.blueprints.auth.models import User
-    from portal.blueprints.regions.models import Post
-    from portal.scope import Scope
-
-    def build(user):
-        fresh = db.session.execute(db.select(User).options(
-            selectinload(User.posts).joinedload(Post.region)).where(User.id == user.id)
-            .execution_options(populate_existing=True)).scalar_one()
-        return Scope.for_user(fresh)
-
-    return build
-
-
-@pytest.fixture
 def new_request(make_request, load_household):
     """new_request(household, **kw): make_request with the household's 邻 loaded."""
     return lambda household, **kw: make_request(load_household(household.id), **kw)

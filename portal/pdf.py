@@ -1,0 +1,51 @@
+"""The one WeasyPrint helper: HTML (rendered from our templates) to PDF.
+
+* Fonts are the system's Noto CJK (Debian ``fonts-noto-cjk``), found through fontconfig and
+  embedded as subsets (HarfBuzz's subsetter, ``libharfbuzz-subset0``, keeps that fast).
+* Resources: only ``data:`` URLs are fetched (a QR code or a photo the template inlines). A
+  ``file:`` or network URL in the document — say, in text a user typed that somehow reached the
+  markup — is refused, so a PDF can never read the server's files or call out.
+"""
+
+from urllib.parse import quote
+
+from flask import Response
+
+#: Font stack for print templates: sans for headings, serif available for body text.
+FONTS = '"Noto Sans CJK SC", "Noto Sans SC", sans-serif'
+SERIF = '"Noto Serif CJK SC", "Noto Serif SC", serif'
+
+
+class RefusedURL(ValueError):
+    pass
+
+
+def _fetcher():
+    from weasyprint.urls import URLFetcher
+
+    class DataOnly(URLFetcher):
+        """Fetch ``data:`` URLs only; refuse file:, http:, https:, ftp: …"""
+
+        def fetch(self, url, headers=None):
+            if not url.lower().startswith("data:"):
+                raise RefusedURL(f"refused resource: {url[:80]}")
+            return super().fetch(url, headers)
+
+    return DataOnly(allowed_protocols={"data"}, allow_redirects=False)
+
+
+def render_pdf(html: str) -> bytes:
+    """The PDF for a complete HTML document (its CSS inline in a <style> element)."""
+    from weasyprint import HTML
+
+    return HTML(string=html, base_url=None, url_fetcher=_fetcher()).write_pdf()
+
+
+def pdf_response(data: bytes, filename: str, download: bool = False) -> Response:
+    """Send a PDF with a Chinese file name (RFC 6266 / 5987) and no caching by shared caches."""
+    disposition = "attachment" if download else "inline"
+    response = Response(data, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = (
+        f"{disposition}; filename=document.pdf; filename*=UTF-8''{quote(filename)}")
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
