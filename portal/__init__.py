@@ -14,7 +14,8 @@ from portal.extensions import compress, csrf, db, limiter, login_manager, migrat
 
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health", "requests.public_home",
                     "requests.public_detail", "requests.public_rate", "requests.public_reopen",
-                    "requests.public_photo"}
+                    "requests.public_photo", "agenda.public_vote", "agenda.public_ballot",
+                    "agenda.public_cast", "agenda.public_leave"}
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -38,6 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
     compress.init_app(app)
 
     _import_models()
+    from portal.blueprints.agenda import bp as agenda_bp
     from portal.blueprints.auth import bp as auth_bp
     from portal.blueprints.duties import bp as duties_bp
     from portal.blueprints.regions import bp as regions_bp
@@ -47,6 +49,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(regions_bp)
     app.register_blueprint(duties_bp)
     app.register_blueprint(requests_bp)
+    app.register_blueprint(agenda_bp)
 
     from portal import errors
 
@@ -62,6 +65,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 def _import_models() -> None:
     from portal import audit  # noqa: F401
+    from portal.blueprints.agenda import models as _g  # noqa: F401
     from portal.blueprints.auth import models as _a  # noqa: F401
     from portal.blueprints.duties import models as _d  # noqa: F401
     from portal.blueprints.regions import models as _r  # noqa: F401

@@ -293,3 +293,28 @@ def get_request_or_404(request_id: int):
     if req is None or not rsvc.can_see(current_scope(), req, getattr(current_user, "id", None)):
         abort(404)
     return req
+
+
+def get_meeting_or_404(meeting_id: int):
+    """A 议事 meeting with venue, region and convener loaded; 404 unless it is in the user's
+    subtrees or covers them (a 邻长 sees the meeting of their group or village). Whether they
+    may chair it is the services' question (``agenda.services.can_chair``)."""
+    from portal.blueprints.agenda import services as asvc
+
+    meeting = asvc.load_meeting(meeting_id)
+    if meeting is None or not asvc.can_see_meeting(current_scope(), meeting.path):
+        abort(404)
+    return meeting
+
+
+def get_item_or_404(item_id: int):
+    """An agenda item (议题) with its category, region, meeting and people loaded; 404 unless its
+    region is in the user's subtrees or its meeting is visible to them."""
+    from portal.blueprints.agenda import services as asvc
+
+    item = asvc.load_item(item_id)
+    scope = current_scope()
+    if item is None or not (scope.can_view(item.path) or (
+            item.meeting is not None and asvc.can_see_meeting(scope, item.meeting.path))):
+        abort(404)
+    return item

@@ -43,3 +43,7 @@ SEND_FILE_MAX_AGE_DEFAULT = timedelta(days=365)
 #: guessing tokens) and sending its forms (the request, a rating, a reopening).
 PUBLIC_LINK_RATE_LIMIT = "30 per minute"
 PUBLIC_REQUEST_RATE_LIMIT = "5 per minute;30 per day"
+
+#: 议事: wrong voting codes per client address (/v). Only failures count — 300 households at one
+#: 议事亭 share one Wi-Fi address, and typing a good code never uses up the budget.
+AGENDA_CODE_LIMIT = "20 per minute;200 per day"

@@ -149,6 +149,27 @@ request.escalate:post    t2   303   404        404           404        404     
 request.claim:post       v1   303   303        303           303        303         303            303       404
 request.claim:post       v2   303   303        404           404        404         404            404       404
 request.claim:post       t2   303   404        404           404        404         404            404       404
+agenda.item              v1   200   200        200           200        200         200            404       404
+agenda.item              v2   200   200        404           404        404         404            404       404
+agenda.item              t2   200   404        404           404        404         404            404       404
+agenda.raise:post        v1   303   303        303           303        303         303            404       404
+agenda.raise:post        v2   303   303        404           404        404         404            404       404
+agenda.raise:post        t2   303   404        404           404        404         404            404       404
+agenda.meeting           v1   200   200        200           200        200         200            404       404
+agenda.meeting           v2   200   200        404           404        404         404            404       404
+agenda.meeting           t2   200   404        404           404        404         404            404       404
+agenda.run               v1   200   200        200           403        403         403            404       404
+agenda.run               v2   200   200        404           404        404         404            404       404
+agenda.run               t2   200   404        404           404        404         404            404       404
+agenda.open:post         v1   303   303        303           403        403         403            404       404
+agenda.open:post         v2   303   303        404           404        404         404            404       404
+agenda.open:post         t2   303   404        404           404        404         404            404       404
+agenda.minutes_pdf       v1   200   200        200           200        200         200            404       404
+agenda.minutes_pdf       v2   200   200        404           404        404         404            404       404
+agenda.minutes_pdf       t2   200   404        404           404        404         404            404       404
+agenda.venue.edit        v1   200   200        200           404        404         404            404       404
+agenda.venue.edit        v2   200   200        404           404        404         404            404       404
+agenda.venue.edit        t2   200   404        404           404        404         404            404       404
 """
 
 
@@ -235,6 +256,18 @@ ROUTES = {
     "request.escalate:post": ("POST", lambda o: f"/requests/{o.offered}/escalate",
                                lambda o: {"reason": "需要上一级协调。"}, None),
     "request.claim:post": ("POST", lambda o: f"/requests/{o.offered}/claim", lambda o: {}, None),
+    "agenda.item": ("GET", lambda o: f"/agenda/items/{o.aitem}", None, None),
+    "agenda.raise:post": ("POST", lambda o: "/agenda/items/new",
+                          lambda o: {"region_id": str(o.hood), "category_id": str(o.six),
+                                     "title": "修缮山塘输水洞", "background": "输水洞堵塞多年。",
+                                     "proposal": "组织投工投劳疏通。"}, None),
+    "agenda.meeting": ("GET", lambda o: f"/agenda/meetings/{o.meeting}", None, None),
+    "agenda.run": ("GET", lambda o: f"/agenda/meetings/{o.meeting}/run", None, None),
+    "agenda.open:post": ("POST", lambda o: f"/agenda/meetings/{o.meeting}/open", lambda o: {},
+                         None),
+    "agenda.minutes_pdf": ("GET", lambda o: f"/agenda/meetings/{o.meeting}/minutes.pdf", None,
+                           None),
+    "agenda.venue.edit": ("GET", lambda o: f"/agenda/venues/{o.venue}/edit", None, None),
 }
 
 
@@ -309,6 +342,35 @@ def _requests(household_id):
     return plain.id, offered.id
 
 
+def _agenda(ns, admin_id):
+    """A venue and a planned meeting at the village, and an item raised on the 邻 and scheduled
+    on that meeting (written directly)."""
+    from portal.blueprints.agenda.models import AgendaItem, Meeting, Venue
+    from portal.blueprints.duties.models import ChecklistItem
+    from portal.blueprints.regions.models import Region
+
+    village = db.session.get(Region, db.session.get(Region, ns.group.id).ancestor_ids[1])
+    hood = db.session.get(Region, ns.hood.id)
+    six = db.session.scalar(select(ChecklistItem.id).where(
+        ChecklistItem.town_id == village.town_id, ChecklistItem.kind == "deliberation")
+        .order_by(ChecklistItem.id))
+    venue = Venue(region_id=village.id, path=village.path, name="村务议事室", kind="room",
+                  capacity=40)
+    db.session.add(venue)
+    db.session.flush()
+    meeting = Meeting(region_id=village.id, path=village.path, kind="fenxi", title="民情分析会",
+                      venue_id=venue.id, starts_at=datetime(2026, 12, 1, 2, 0),
+                      planned_minutes=60, convener_id=admin_id)
+    db.session.add(meeting)
+    db.session.flush()
+    item = AgendaItem(region_id=hood.id, path=hood.path, title="修缮山塘输水洞", category_id=six,
+                      background="输水洞堵塞。", proposal="投工投劳疏通。", raised_by_id=admin_id,
+                      status="scheduled", meeting_id=meeting.id, position=1)
+    db.session.add(item)
+    db.session.flush()
+    return venue.id, meeting.id, item.id, six
+
+
 @pytest.fixture
 def places(app, world):
     """Ids of the objects each row of the table asks about (built in one transaction)."""
@@ -344,10 +406,12 @@ def places(app, world):
             ChecklistItem.town_id == ns.town.id, ChecklistItem.kind == "negative")
             .order_by(ChecklistItem.id.desc()))
         request_id, offered_id = _requests(ns.hh.id)
+        venue_id, meeting_id, aitem_id, six = _agenda(ns, world.admin.id)
         out[key] = SimpleNamespace(town=ns.town.id, group=ns.group.id, hood=ns.hood.id,
                                    hoodb=ns.hoodb.id, hh=ns.hh.id, post=post.id, log=log_id,
                                    duty_item=item_id, tag=tag_id, item=last_item,
-                                   request=request_id, offered=offered_id)
+                                   request=request_id, offered=offered_id, venue=venue_id,
+                                   meeting=meeting_id, aitem=aitem_id, six=six)
     db.session.commit()
     out["t1"] = out["v1"]
     return out

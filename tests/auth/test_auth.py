@@ -16,6 +16,7 @@ from portal.audit import AuditEntry
 from portal.blueprints.auth.models import User
 from portal.blueprints.duties.models import ChecklistItem, DutyLog
 from portal.blueprints.regions.models import HouseholdTag, Post
+from portal.clock import utcnow
 from portal.extensions import db
 from tests.conftest import csrf_from
 
@@ -302,7 +303,17 @@ def _route_args(world) -> dict[str, int | str]:
         ChecklistItem.town_id == world.town.id, ChecklistItem.kind == "duty"))
     tag = db.session.scalar(select(HouseholdTag).where(HouseholdTag.town_id == world.town.id))
     post = db.session.scalar(select(Post).where(Post.user_id == world.neighbor_chief.id))
-    return {"item_id": item.id, "household_id": world.hh1.id, "region_id": world.hood1.id,
+    from portal.blueprints.agenda.models import Meeting, Venue
+
+    venue = Venue(region_id=world.village1.id, path=world.village1.path, name="议事亭",
+                  kind="pavilion", capacity=30)
+    meeting = Meeting(region_id=world.village1.id, path=world.village1.path, kind="fenxi",
+                      title="民情分析会", starts_at=utcnow(), planned_minutes=60,
+                      convener_id=world.village_staff.id)
+    db.session.add_all([venue, meeting])
+    db.session.commit()
+    return {"meeting_id": meeting.id, "venue_id": venue.id,
+            "item_id": item.id, "household_id": world.hh1.id, "region_id": world.hood1.id,
             "post_id": post.id, "tag_id": tag.id, "town_id": world.town.id,
             "user_id": world.group_chief.id, "token": household.intake_token,
             "request_id": req.id, "action": "acknowledge", "kind": "categories"}
@@ -343,7 +354,15 @@ KNOWN_POST_ENDPOINTS = {"auth.login", "auth.logout", "auth.password", "duties.lo
                         "regions.tag_toggle", "requests.public_home", "requests.public_rate",
                         "requests.public_reopen", "requests.record", "requests.renew_link",
                         "requests.settings", "requests.settings_add", "requests.settings_option",
-                        "requests.act", "requests.claim"}
+                        "requests.act", "requests.claim", "agenda.new_item", "agenda.decide",
+                        "agenda.schedule_item", "agenda.assign", "agenda.answer",
+                        "agenda.correct", "agenda.decision", "agenda.move_item",
+                        "agenda.unschedule_item", "agenda.item_terms", "agenda.new_venue",
+                        "agenda.edit_venue", "agenda.new_meeting", "agenda.edit_meeting",
+                        "agenda.minutes", "agenda.open_meeting", "agenda.end_meeting",
+                        "agenda.check_in", "agenda.undo_check_in", "agenda.open_vote",
+                        "agenda.record_vote", "agenda.hands", "agenda.close_vote",
+                        "agenda.public_vote", "agenda.public_cast", "agenda.public_leave"}
 
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])
