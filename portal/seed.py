@@ -120,9 +120,10 @@ def load_demo(seed: int = 2023) -> dict:
 
     logs = _demo_logs(rng, households, duty_items, contact_item, now)
     requests = _demo_requests(random.Random(seed + 1), town, holders, households, now)
+    agenda_items = _demo_agenda(random.Random(seed + 2), town, holders, households, now)
     db.session.commit()
     return {"村/社区": len(VILLAGES), "邻": len(VILLAGES) * 16, "户": len(households),
-            "账号": len(users), "履职记录": logs, "民情诉求": requests}
+            "账号": len(users), "履职记录": logs, "民情诉求": requests, "议题": agenda_items}
 
 
 def _demo_logs(rng, households, duty_items, contact_item, now) -> int:
@@ -387,4 +388,282 @@ def _demo_requests(rng: random.Random, town, holders, households, now) -> int:
             u = who(hood, 0)
             rs.acknowledge(u, scope(u), req, now - timedelta(hours=hours - 1), "正在协调处理。")
     db.session.flush()
+    return count
+
+
+# -- 议事 ----------------------------------------------------------------------------------------
+def _demo_agenda(rng: random.Random, town, holders, households, now) -> int:
+    """Venues, and 议题 in every state, made through the services with past clocks:
+
+    * 杨家井组's 民情恳谈会 twelve days ago at its 议事亭 — after the 山塘输水洞 was unblocked (the
+      requests demo), 胡新林 raised the 山塘's dredging and upkeep: passed and answered; new street
+      lights passed and are overdue for an answer (组长 杨国平); moving the rubbish point failed on
+      a show of hands;
+    * 特立村's 村民会议 five weeks ago on its 村规民约: fewer than two thirds of the households
+      came, so the vote was 流会;
+    * 杨家井组's next 恳谈会 in three days with three items on the agenda, to run from the demo;
+    * a few raised items: one waiting for its meeting, one outside the 议事清单 waiting for staff,
+      one declined.
+
+    The services stamp audit rows and ``created_at`` with the real clock; a flush hook dates
+    everything written here with the seed's clock instead, so each timeline reads as it happened.
+    """
+    from sqlalchemy import event
+
+    from portal.audit import AuditEntry
+    from portal.blueprints.agenda import services as svc
+    from portal.blueprints.regions.models import Region
+    from portal.models import TimestampMixin
+    from portal.scope import Grant, Scope, path_range
+
+    regions = {r.id: r for r in db.session.scalars(
+        select(Region).where(path_range(Region.path, town.path)))}
+    by_name = {r.name: r for r in regions.values()}
+    in_hood: dict[int, list[Household]] = {}
+    for h, _chief in households:
+        in_hood.setdefault(h.neighborhood_id, []).append(h)
+    grants: dict[int, list[Grant]] = {}
+    for (region_id, role), u in holders.items():
+        path = regions[region_id].path if region_id in regions else "/"
+        grants.setdefault(u.id, []).append(Grant(role, path, region_id))
+
+    def act(u):
+        return u, Scope(grants[u.id])
+
+    six = {c.title: str(c.id) for c in svc.deliberation_items(town.id)}
+    clock = [now]
+
+    def stamp(session, _context, _instances):
+        at = clock[0]
+        for obj in session.new:
+            if isinstance(obj, AuditEntry) and obj.at is None:
+                obj.at = at
+            elif isinstance(obj, TimestampMixin):
+                obj.created_at = obj.created_at or at
+                obj.updated_at = at
+        for obj in session.dirty:
+            if isinstance(obj, TimestampMixin) and session.is_modified(obj):
+                obj.updated_at = at
+
+    def local_at(days: int, hours: float):
+        """``hours`` after local midnight, ``days`` from today (negative: in the past)."""
+        return local_midnight_utc(local_today(now) + timedelta(days=days)) + \
+            timedelta(hours=hours)
+
+    village = by_name["特立村"]
+    group = by_name["杨家井组"]
+    staff = holders[(village.id, "village_staff")]          # 周丽
+    gchief = holders[(group.id, "group_chief")]              # 杨国平
+    hood1 = by_name["杨家井一邻"]
+    hu = holders[(hood1.id, "neighbor_chief")]              # 胡新林
+    count = 0
+
+    def raise_item(u, region, title, category, background, proposal, at):
+        nonlocal count
+        clock[0] = at
+        item = svc.raise_item(*act(u), region, {
+            "title": title, "category_id": category, "background": background,
+            "proposal": proposal})
+        count += 1
+        return item
+
+    def attend(meeting, chief, who, start):
+        """Check ``who`` in over the first minutes of the meeting."""
+        for k, h in enumerate(who):
+            rep = ""
+            if rng.random() < 0.2:
+                rep = h.head_name[0] + rng.choice(GIVEN)
+            clock[0] = start + timedelta(seconds=20 * k)
+            svc.check_in(*act(chief), meeting, h, representative=rep, now=clock[0])
+
+    session = db.session()
+    event.listen(session, "before_flush", stamp)
+    try:
+        # -- venues ---------------------------------------------------------------------
+        clock[0] = now - timedelta(days=200)
+        venue = {}
+        for region, name, kind, capacity, address in [
+                (group, "杨家井组议事亭", "pavilion", 40, "杨家井组老樟树下（组部旁）"),
+                (by_name["新屋组"], "新屋组议事角", "corner", 20, "新屋组小卖部门前坪"),
+                (by_name["老街组"], "老街红色驿站", "station", 30, "江背社区老街 18 号"),
+                (town, "江背镇议事大厅", "hall", 200, "江背镇人民政府一楼"),
+                *((by_name[v], f"{v}村务议事室", "room", 120 if v == "特立村" else 80,
+                   f"{v}村部二楼") for v in VILLAGES)]:
+            u = holders[(town.id, "town_staff")]
+            venue[name] = svc.save_venue(*act(u), None, region, {
+                "name": name, "kind": kind, "capacity": capacity, "address": address})
+        db.session.flush()
+
+        # -- 杨家井组 民情恳谈会, twelve days ago ---------------------------------------
+        day = -12
+        dredge = raise_item(
+            hu, hood1, "山塘清淤及输水洞日常管护", six["公共设施建设与维护"],
+            "上月山塘输水洞堵塞，蓄水困难，经镇农业综合服务中心和村里派人疏通后恢复蓄水。"
+            "但山塘多年没有清淤，库容变小，淤泥还会再次堵住输水洞口。",
+            "冬季枯水期组织清淤，每户投工一天或出资 100 元；由杨家井一邻邻长胡新林牵头，"
+            "每月检查一次输水洞口。", local_at(day - 4, 9.5))
+        lights = raise_item(
+            gchief, group, "组内主干道增设路灯", six["公共设施建设与维护"],
+            "杨家井组主干道约 800 米没有路灯，老人晚上出门和学生放学回家不安全。",
+            "增设 8 盏太阳能路灯，费用申请村集体资金，不足部分由受益户自愿筹集。",
+            local_at(day - 6, 15))
+        bins = raise_item(
+            holders[(by_name["杨家井三邻"].id, "neighbor_chief")], by_name["杨家井三邻"],
+            "垃圾收集点搬迁至村口", six["人居环境整治"],
+            "垃圾收集点紧挨三邻几户人家，夏天气味大。",
+            "把收集点搬到村口公路边，方便清运车辆。", local_at(day - 3, 11))
+        start = local_at(day, 19.5)
+        clock[0] = start - timedelta(days=5)
+        kentan = svc.save_meeting(*act(gchief), None, group, {
+            "kind": "kentan", "title": "十一月民情恳谈会", "starts_at": start,
+            "planned_minutes": 90, "venue_id": venue["杨家井组议事亭"].id})
+        for item, minutes, rule, mode in ((dredge, 30, "present_majority", "household"),
+                                          (lights, 25, "present_majority", "household"),
+                                          (bins, 20, "cast_majority", "hands")):
+            svc.schedule(*act(gchief), item, kentan, {
+                "planned_minutes": minutes, "rule": rule, "vote_mode": mode})
+        clock[0] = start - timedelta(minutes=10)
+        svc.open_meeting(*act(gchief), kentan, now=clock[0])
+        members = [h for hood in sorted(r.id for r in regions.values()
+                                        if r.parent_id == group.id) for h in in_hood[hood]]
+        came = sorted(rng.sample(members, k=round(len(members) * 0.7)),
+                      key=lambda h: (h.neighborhood_id, h.id))
+        if members[0] not in came:  # the household that reported the 输水洞
+            came[0] = members[0]
+        attend(kentan, gchief, came, start - timedelta(minutes=9))
+
+        def household_vote(item, at, weights):
+            clock[0] = at
+            svc.open_vote(*act(gchief), item, now=at)
+            for k, h in enumerate(came):
+                if rng.random() < 0.06:
+                    continue  # stepped out
+                clock[0] = at + timedelta(seconds=15 + 4 * k)
+                choice = rng.choices(["yes", "no", "abstain"], weights)[0]
+                svc.cast_vote(item, h.id, choice, actor=gchief if k % 3 else None,
+                              now=clock[0])
+            clock[0] = at + timedelta(minutes=5)
+            return svc.close_vote(*act(gchief), item, now=clock[0])
+
+        household_vote(dredge, start + timedelta(minutes=28), [90, 4, 6])
+        svc.save_decision(*act(gchief), dredge,
+                          "同意冬季枯水期组织山塘清淤，每户投工一天或出资 100 元；"
+                          "胡新林牵头每月巡查输水洞口。\n由村委会向镇农业综合服务中心申请清淤机械支持。")
+        svc.assign_answer(*act(staff), dredge, staff.id, local_today(start) + timedelta(days=14),
+                          today=local_today(start))
+        household_vote(lights, start + timedelta(minutes=55), [75, 15, 10])
+        svc.save_decision(*act(gchief), lights,
+                          "同意在主干道增设 8 盏太阳能路灯；组长杨国平负责向村里申请集体资金，"
+                          "一周内答复资金安排。")
+        svc.assign_answer(*act(gchief), lights, gchief.id,
+                          local_today(start) + timedelta(days=7), today=local_today(start))
+        clock[0] = start + timedelta(minutes=62)
+        svc.open_vote(*act(gchief), bins, now=clock[0])
+        n = len(came)
+        yes, no = n // 4, n // 2
+        svc.set_hands(*act(gchief), bins, yes, no, n - yes - no - 2)
+        clock[0] = start + timedelta(minutes=70)
+        svc.close_vote(*act(gchief), bins, now=clock[0])
+        svc.save_decision(*act(gchief), bins,
+                          "多数户认为村口公路边离住户太远、不便投放，收集点暂不搬迁；"
+                          "改为夏季每天清运一次并加盖。")
+        svc.save_minutes(*act(gchief), kentan,
+                         "一、组长杨国平通报上次恳谈会议定事项的落实情况。\n"
+                         "二、邻长胡新林介绍上月山塘输水洞堵塞和疏通的经过，提出清淤和日常管护。"
+                         "大家认为春耕前必须清淤，同意投工投劳。\n"
+                         "三、村干部周丽说明村集体资金申请程序，路灯经费由组里写申请、村委会研究。\n"
+                         "四、垃圾收集点搬迁意见分歧较大，举手表决未通过，改为增加清运次数。",
+                         "苏玲")
+        clock[0] = start + timedelta(minutes=95)
+        svc.end_meeting(*act(gchief), kentan, now=clock[0])
+        clock[0] = local_at(day + 6, 16)
+        svc.answer_item(*act(staff), dredge,
+                        "镇农业综合服务中心已同意派挖机支持，清淤定在枯水期进行，每户投工安排已张贴在"
+                        "议事亭；胡新林已领取输水洞巡查记录表，每月检查一次。", now=clock[0])
+
+        # -- 特立村 村民会议, five weeks ago: not enough households came (流会) -----------
+        start = local_at(-35, 14.5)
+        rules = raise_item(
+            staff, village, "修订村规民约：红白喜事简办", six["村规民约与居民公约"],
+            "近年来红白喜事攀比之风抬头，酒席规模越来越大，村民负担重。",
+            "村规民约增加一条：红白喜事酒席不超过 15 桌，不燃放大型烟花，由红白理事会监督。",
+            local_at(-50, 10))
+        clock[0] = start - timedelta(days=10)
+        assembly = svc.save_meeting(*act(staff), None, village, {
+            "kind": "assembly", "title": "村民会议（修订村规民约）", "starts_at": start,
+            "planned_minutes": 120, "venue_id": venue["特立村村务议事室"].id})
+        svc.schedule(*act(staff), rules, assembly,
+                     {"planned_minutes": 60, "rule": "assembly", "vote_mode": "hands"})
+        clock[0] = start - timedelta(minutes=15)
+        svc.open_meeting(*act(staff), assembly, now=clock[0])
+        everyone = [h for h, _chief in households if regions[h.neighborhood_id].path
+                    .startswith(village.path)]
+        need = svc.quorum_needed("assembly", assembly.entitled_count)
+        came_v = rng.sample(everyone, k=need - 1 - rng.randint(10, 20))
+        attend(assembly, staff, came_v, start - timedelta(minutes=14))
+        clock[0] = start + timedelta(minutes=40)
+        svc.open_vote(*act(staff), rules, now=clock[0])
+        n = len(came_v)
+        svc.set_hands(*act(staff), rules, n * 3 // 4, n // 8, n - n * 3 // 4 - n // 8)
+        clock[0] = start + timedelta(minutes=50)
+        result = svc.close_vote(*act(staff), rules, now=clock[0])
+        assert result == "no_quorum"
+        svc.save_decision(*act(staff), rules,
+                          f"到会 {n} 户，未达到本村 {assembly.entitled_count} 户的三分之二"
+                          f"（{need} 户），依照村民委员会组织法，本次表决不生效（流会）。"
+                          "议题顺延至下次村民会议，会前由各组长、邻长逐户通知。")
+        svc.save_minutes(*act(staff), assembly,
+                         "周丽主持。说明村规民约修订的起草经过，宣读修订草案。\n"
+                         "会议开始时清点到会户数不足三分之二，仍就草案听取意见：多数到会户赞成简办，"
+                         "有户主提出桌数上限应区分红事和白事。\n会后由红白理事会修改草案，择期再开。",
+                         "苏玲")
+        clock[0] = start + timedelta(minutes=75)
+        svc.end_meeting(*act(staff), assembly, now=clock[0])
+
+        # -- 杨家井组's next 恳谈会, in three days -----------------------------------------
+        upcoming_items = [
+            raise_item(hu, hood1, "机耕道硬化筹资方案", six["集体资产与收益分配"],
+                       "杨家井一邻到二邻的机耕道雨天泥泞，农机下不了田。",
+                       "申请“一事一议”财政奖补，村集体出一部分，受益户按田亩分摊其余费用。",
+                       local_at(-4, 10)),
+            raise_item(gchief, group, "杨家井组文明卫生户评选办法", six["村规民约与居民公约"],
+                       "组里环境卫生好坏不一，大家希望有个评比。",
+                       "每季度由各邻长推荐、恳谈会评议，评出 5 户文明卫生户，在议事亭公示。",
+                       local_at(-3, 16)),
+            raise_item(holders[(by_name["杨家井二邻"].id, "neighbor_chief")],
+                       by_name["杨家井二邻"], "塘边安装防护栏", six["公共设施建设与维护"],
+                       "二邻屋前的水塘没有护栏，小孩放学经过很危险。",
+                       "在塘边临路一侧安装 60 米防护栏，并立警示牌。", local_at(-2, 9))]
+        start = local_at(3, 19.5)
+        clock[0] = now - timedelta(days=2)
+        meeting = svc.save_meeting(*act(gchief), None, group, {
+            "kind": "kentan", "title": "十二月民情恳谈会", "starts_at": start,
+            "planned_minutes": 60, "venue_id": venue["杨家井组议事亭"].id})
+        for item, minutes, rule, mode in zip(
+                upcoming_items, (20, 15, 10),
+                ("present_two_thirds", "present_majority", "cast_majority"),
+                ("household", "household", "hands"), strict=True):
+            svc.schedule(*act(gchief), item, meeting, {
+                "planned_minutes": minutes, "rule": rule, "vote_mode": mode})
+
+        # -- raised, waiting: for a meeting, for staff, and one declined -------------------
+        fengshu = by_name["枫树湾一邻"]
+        raise_item(holders[(fengshu.id, "neighbor_chief")], fengshu, "公共厕所改造",
+                   six["人居环境整治"], "枫树湾的老公厕年久失修，下雨天漏水。",
+                   "改造成水冲式公厕，由村里申请改厕补助。", local_at(-6, 10))
+        xinwu = by_name["新屋一邻"]
+        xinwu_chief = holders[(xinwu.id, "neighbor_chief")]
+        raise_item(xinwu_chief, xinwu, "村里出资修建家门口停车位", "off",
+                   "几户人家买了车，家门口没有地方停。",
+                   "请村里出钱在门前坪修 4 个停车位。（清单外：涉及个人受益，请村里决定是否上会）",
+                   local_at(-1, 18))
+        noise = raise_item(xinwu_chief, xinwu, "邻居装修噪音影响休息", "off",
+                           "隔壁装修每天早上七点开始打钻。",
+                           "请大家讨论装修时间的规定。", local_at(-9, 20))
+        clock[0] = local_at(-8, 10)
+        svc.decide_off_list(*act(staff), noise, False, None,
+                            "属邻里纠纷，请通过民情诉求（点单）由邻长调解；装修时间可在修订村规民约时一并讨论。")
+        db.session.flush()
+    finally:
+        event.remove(session, "before_flush", stamp)
     return count
