@@ -124,6 +124,17 @@ def _register_home(app: Flask) -> None:
             return "", 204, {"HX-Redirect": target}
         return redirect(target)
 
+    residents = PUBLIC_ENDPOINTS - {"auth.login", "static", "health"}
+
+    @app.after_request
+    def residents_pages(response):
+        """Residents' pages (a household's link, a voting code's ballot) hold a secret in the
+        URL or the session: keep them out of other sites' logs and out of search engines."""
+        if request.endpoint in residents:
+            response.headers["Referrer-Policy"] = "no-referrer"
+            response.headers["X-Robots-Tag"] = "noindex, nofollow"
+        return response
+
     @app.get("/")
     def home():
         scope = current_scope()

@@ -233,6 +233,20 @@ def csrf_from(response) -> str:
     return m.group(1)
 
 
+class Browser:
+    """A logged-in test client with its CSRF token: ``post`` sends the token with the form."""
+
+    def __init__(self, client):
+        self.c = client
+        self.token = csrf_from(client.get("/account/password"))
+
+    def get(self, url, **kw):
+        return self.c.get(url, **kw)
+
+    def post(self, url, headers=None, **data):
+        return self.c.post(url, data={"csrf_token": self.token, **data}, headers=headers)
+
+
 @pytest.fixture
 def count_queries(app):
     """with count_queries() as n: …; n.count is the number of SQL statements run."""

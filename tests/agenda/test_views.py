@@ -16,21 +16,7 @@ from portal.blueprints.duties.models import ChecklistItem
 from portal.clock import local_today
 from portal.extensions import db
 from tests.agenda.conftest import NOW
-from tests.conftest import csrf_from
-
-
-class Browser:
-    """A logged-in client with its CSRF token."""
-
-    def __init__(self, client):
-        self.c = client
-        self.token = csrf_from(client.get("/account/password"))
-
-    def get(self, url, **kw):
-        return self.c.get(url, **kw)
-
-    def post(self, url, headers=None, **data):
-        return self.c.post(url, data={"csrf_token": self.token, **data}, headers=headers)
+from tests.conftest import Browser
 
 
 @pytest.fixture

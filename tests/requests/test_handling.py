@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from portal.audit import AuditEntry
 from portal.blueprints.requests.models import Department, Mediation, Request, RequestEvent
 from portal.extensions import db
-from tests.conftest import csrf_from
+from tests.conftest import Browser as SignedIn
 from tests.requests.conftest import HOUR, NOW
 
 MINUTE = timedelta(minutes=1)
@@ -34,18 +34,8 @@ def clock(monkeypatch):
     return box
 
 
-class Browser:
-    """A logged-in client with its CSRF token."""
-
-    def __init__(self, client):
-        self.c = client
-        self.token = csrf_from(client.get("/account/password"))
-
-    def get(self, url, **kw):
-        return self.c.get(url, **kw)
-
-    def post(self, url, **data):
-        return self.c.post(url, data={"csrf_token": self.token, **data})
+class Browser(SignedIn):
+    """A logged-in client with the request actions."""
 
     def act(self, request_id, action, **data):
         return self.post(f"/requests/{request_id}/{action}", **data)

@@ -172,15 +172,7 @@ def public_leave():
     return redirect(url_for("agenda.public_vote"), 303)
 
 
-# -- headers and errors of the public pages ---------------------------------------------------------
-@bp.after_request
-def _public_headers(response):
-    if request.endpoint in PUBLIC:
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Robots-Tag"] = "noindex, nofollow"
-    return response
-
-
+# -- errors of the public pages (headers: portal.__init__.residents_pages) -----------------------
 def _too_many(e):
     """Too many wrong codes from this address: the code page again, saying when to retry.
     Other pages of the blueprint get the app's usual error page."""

@@ -265,15 +265,6 @@ def public_photo(token: str, request_id: int):
     return response
 
 
-@bp.after_request
-def _public_headers(response):
-    """The link is the household's secret: keep it out of other sites' logs and search engines."""
-    if request.endpoint in PUBLIC:
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Robots-Tag"] = "noindex, nofollow"
-    return response
-
-
 def _public_error(e):
     """Errors raised before a public view runs (photo too large, too many attempts): a page for
     a resident (no "home" link into the staff login), with the way back to the form. Other
