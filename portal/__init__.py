@@ -68,6 +68,7 @@ def _import_models() -> None:
     from portal.blueprints.agenda import models as _g  # noqa: F401
     from portal.blueprints.auth import models as _a  # noqa: F401
     from portal.blueprints.duties import models as _d  # noqa: F401
+    from portal.blueprints.points import models as _p  # noqa: F401
     from portal.blueprints.regions import models as _r  # noqa: F401
     from portal.blueprints.requests import models as _q  # noqa: F401
 

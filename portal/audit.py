@@ -75,6 +75,9 @@ ACTION_LABELS = {
     "meeting.end": "结束会议", "meeting.minutes": "记录会议纪要", "meeting.check_in": "参会签到",
     "meeting.undo_check_in": "撤销签到", "vote.open": "开始表决", "vote.cast": "投票",
     "vote.hands": "录入举手票数", "vote.close": "结束表决", "vote.correct": "更正表决结果",
+    "points_rule.change": "修改积分规则", "points.reverse": "积分冲正",
+    "breach.create": "记录负面清单", "breach.answer": "邻长说明", "breach.withdraw": "撤销负面清单记录",
+    "reward.redeem": "兑换奖励", "reward.use": "核销兑换券",
 }
 DETAIL_LABELS = {
     "name": "名称", "level": "级别", "address": "住址", "head": "户主", "head_name": "户主",
@@ -91,6 +94,9 @@ DETAIL_LABELS = {
     "item": "议题", "by": "方式", "yes": "赞成", "no": "反对", "abstain": "弃权",
     "result": "结果", "before": "更正前", "after": "更正后", "reason": "理由", "owner": "负责人",
     "due": "期限", "capacity": "容纳人数",
+    "event": "事项", "points": "分值", "daily_cap": "每日上限", "monthly_cap": "每月上限",
+    "effective_from": "生效日期", "entry": "积分记录", "delta": "分值", "occurred_on": "发生日期",
+    "reward": "奖励", "cost": "所需积分", "code": "兑换码",
 }
 
 

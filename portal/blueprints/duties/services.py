@@ -344,6 +344,9 @@ def log_duty(actor, household: Household, *, duty_item_id: int, method: str,
     existing = flush_once(DutyLog, token)
     if existing is not None:
         return existing, False
+    from portal.blueprints.points.services import on_duty_log
+
+    on_duty_log(log)  # the points, in the same transaction
     if photo_name:
         store_photo("duty", photo_name, photo)
     return log, True

@@ -72,6 +72,9 @@ def install_town_defaults(town: Region) -> None:
     from portal.blueprints.requests.services import install_request_defaults
 
     install_request_defaults(town)
+    from portal.blueprints.points.services import install_points_defaults
+
+    install_points_defaults(town)
 
 
 # -- households --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
 from portal.audit import record
+from portal.blueprints.points import services as points
 from portal.blueprints.regions.models import Household, Post, Region
 from portal.blueprints.requests.models import (
     DEFAULT_CATEGORIES,
@@ -518,6 +519,7 @@ def acknowledge(actor, scope, req: Request, now: datetime, note: str = "") -> No
     req.handler_id = actor.id
     _change(req, actor, "acknowledged", now, status="working", note=note)
     save(req)
+    points.on_request_response(actor, req, now)
 
 
 @refuses_stale()
@@ -548,11 +550,14 @@ def route(actor, scope, req: Request, now: datetime, department_id: int, note: s
         raise ServiceError("请选择承办部门。", "department_id")
     note = _clean(note, "说明", 500)
     req.department_id = dept.id
-    if req.status == "new":
+    first_response = req.status == "new"
+    if first_response:
         req.handler_id = actor.id
     _change(req, actor, "routed", now, status="working", note=f"转交{dept.name}。{note}".strip(),
             department=dept.name)
     save(req)
+    if first_response:
+        points.on_request_response(actor, req, now)
 
 
 @refuses_stale()
@@ -562,10 +567,13 @@ def offer_to_helpers(actor, scope, req: Request, now: datetime, note: str = "") 
     if req.open_to_helpers:
         raise ServiceError("这条诉求已经在接单栏里了。")
     req.open_to_helpers = True
-    if req.status == "new":
+    first_response = req.status == "new"
+    if first_response:
         req.handler_id = actor.id
     _change(req, actor, "helpers", now, status="working", note=_clean(note, "说明", 500))
     save(req)
+    if first_response:
+        points.on_request_response(actor, req, now)
 
 
 @refuses_stale(CLAIMED)
@@ -627,6 +635,7 @@ def close(actor, scope, req: Request, now: datetime, answer: str) -> None:
     """办结: the handler closes the request with the answer the resident will read
     ("有事必有议，有议必有答"). Also how a helper's work is confirmed."""
     level = _start(actor, req, now, scope=scope)
+    first_response = req.status == "new"
     answer = _clean(answer, "答复", 1000, ANSWER_MIN, "answer")
     if req.helper_id is not None and req.helper_done_at is None:
         raise ServiceError("接单人还没有报告办完。请等接单人办完，或先请他退回接单。")
@@ -636,6 +645,9 @@ def close(actor, scope, req: Request, now: datetime, answer: str) -> None:
         req.handler_id = actor.id
     _change(req, actor, "closed", now, status="closed", note=answer)
     save(req)
+    if first_response:
+        points.on_request_response(actor, req, now)
+    points.on_request_closed(actor, req, now)
 
 
 @refuses_stale()
@@ -683,6 +695,7 @@ def reopen(req: Request, reason: str, now: datetime) -> None:
     req.handler_id, req.helper_done_at = None, None
     req.reopen_count += 1
     save(req)
+    points.on_request_reopened(req, now)
 
 
 @refuses_stale()
