@@ -16,6 +16,19 @@ class ServiceError(Exception):
         self.field = field
 
 
+def clean_text(text: str | None, what: str, limit: int, minimum: int = 0,
+               field: str | None = None) -> str:
+    """A form's free text, stripped and with Unix newlines; refused (on ``field``) when shorter
+    than ``minimum`` or longer than ``limit`` characters."""
+    text = (text or "").replace("\r\n", "\n").strip()
+    if len(text) < minimum:
+        raise ServiceError(f"请填写{what}" + (f"（至少 {minimum} 个字）" if minimum > 1 else "")
+                           + "。", field)
+    if len(text) > limit:
+        raise ServiceError(f"{what}最多 {limit} 字。", field)
+    return text
+
+
 MESSAGES = {
     400: ("请求无效", "页面已过期或请求不完整。请返回上一页，刷新后重试。"),
     403: ("无权操作", "您的岗位没有这项操作的权限。如需办理，请联系村(社区)或镇干部。"),

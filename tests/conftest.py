@@ -192,20 +192,27 @@ def world(make_region, make_user, make_household):
     return w
 
 
-@pytest.fixture
-def scope_of(app):
-    """scope_of(user) → the user's Scope, as a request would build it."""
+def load_user(user_id: int, refresh: bool = False):
+    """A user with their posts and the posts' regions loaded (what a Scope reads)."""
     from sqlalchemy.orm import selectinload
 
     from portal.blueprints.auth.models import User
     from portal.blueprints.regions.models import Post
+
+    q = db.select(User).options(selectinload(User.posts).joinedload(Post.region)).where(
+        User.id == user_id)
+    if refresh:
+        q = q.execution_options(populate_existing=True)
+    return db.session.execute(q).scalar_one()
+
+
+@pytest.fixture
+def scope_of(app):
+    """scope_of(user) → the user's Scope, as a request would build it."""
     from portal.scope import Scope
 
     def build(user):
-        fresh = db.session.execute(db.select(User).options(
-            selectinload(User.posts).joinedload(Post.region)).where(User.id == user.id)
-            .execution_options(populate_existing=True)).scalar_one()
-        return Scope.for_user(fresh)
+        return Scope.for_user(load_user(user.id, refresh=True))
 
     return build
 

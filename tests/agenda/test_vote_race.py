@@ -14,17 +14,15 @@ import time
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 
 from portal.blueprints.agenda import services as svc
 from portal.blueprints.agenda.models import AgendaItem, Attendance, Meeting, Vote
-from portal.blueprints.auth.models import User
-from portal.blueprints.regions.models import Household, Post
+from portal.blueprints.regions.models import Household
 from portal.errors import ServiceError
 from portal.extensions import db
 from portal.scope import Scope
 from tests.agenda.conftest import NOW
-from tests.conftest import TEST_DB_URL
+from tests.conftest import TEST_DB_URL, load_user
 
 THREADS = 8
 
@@ -49,11 +47,6 @@ def open_item(world, make_item, make_meeting, scope_of):
         return ids
 
     return make
-
-
-def _user(user_id):
-    return db.session.execute(select(User).options(selectinload(User.posts).joinedload(Post.region))
-                              .where(User.id == user_id)).scalar_one()
 
 
 def run_at_once(app, jobs, timeout=30):
@@ -137,7 +130,7 @@ def test_same_household_checked_in_from_two_phones(app, world, open_item):
 
     def job(user_id):
         def prepare():
-            user = _user(user_id)
+            user = load_user(user_id)
             return (user, Scope.for_user(user), db.session.get(Meeting, meeting_id),
                     db.session.get(Household, world.hh1x.id))
 
@@ -182,7 +175,7 @@ def test_vote_in_flight_while_the_chair_closes(app, world, open_item):
     def close():
         with app.app_context():
             try:
-                user = _user(staff_id)
+                user = load_user(staff_id)
                 results["close"] = svc.close_vote(user, Scope.for_user(user),
                                                   db.session.get(AgendaItem, item_id))
                 db.session.commit()
@@ -220,7 +213,7 @@ def test_vote_arriving_while_the_close_is_saving_is_refused(app, world, open_ite
     def close():
         with app.app_context():
             try:
-                user = _user(staff_id)
+                user = load_user(staff_id)
                 results["close"] = svc.close_vote(user, Scope.for_user(user),
                                                   db.session.get(AgendaItem, item_id))
                 closed.set()

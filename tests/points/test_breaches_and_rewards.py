@@ -7,16 +7,13 @@ from unittest import mock
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from portal.audit import AuditEntry
-from portal.blueprints.auth.models import User
 from portal.blueprints.points import services as svc
 from portal.blueprints.points.models import Breach, PointsEntry, Redemption, Reward
-from portal.blueprints.regions.models import Post
 from portal.errors import ServiceError
 from portal.extensions import db
-from tests.conftest import TEST_DB_URL
+from tests.conftest import TEST_DB_URL, load_user
 from tests.points.conftest import count, deltas, entries, item, post_of, rule_of
 
 TODAY = date(2026, 11, 16)
@@ -265,12 +262,6 @@ def test_staff_mark_a_voucher_used_once(world, give, frozen, scope_of):
 
 
 # -- races (PostgreSQL) -------------------------------------------------------------------------
-def _load_user(user_id):
-    return db.session.execute(
-        select(User).options(selectinload(User.posts).joinedload(Post.region))
-        .where(User.id == user_id)).scalar_one()
-
-
 def _at_once(app, jobs):
     """Run ``jobs`` [(key, user_id, reward_id, path)] in threads, each with its own app context and
     session, all redeeming at the same moment; returns {key: "won" | message}."""
@@ -280,7 +271,7 @@ def _at_once(app, jobs):
     def run(key, user_id, reward_id, path):
         with app.app_context():
             try:
-                user = _load_user(user_id)
+                user = load_user(user_id)
                 ready.wait()
                 with mock.patch.object(svc, "utcnow", lambda: NOW):
                     svc.redeem(user, reward_id, path, today=TODAY)

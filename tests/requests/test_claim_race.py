@@ -5,16 +5,14 @@ import threading
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
-from portal.blueprints.auth.models import User
-from portal.blueprints.regions.models import Post
 from portal.blueprints.requests import services as svc
 from portal.blueprints.requests.models import Request, RequestEvent
 from portal.errors import ServiceError
 from portal.extensions import db
 from portal.scope import Scope
-from tests.conftest import PASSWORD, TEST_DB_URL, csrf_from
+from tests.conftest import PASSWORD, TEST_DB_URL, csrf_from, load_user
 from tests.requests.conftest import HOUR, NOW
 
 LOST = "刚刚已经有人接了这一单。"
@@ -39,12 +37,6 @@ def volunteer2(world, make_user):
     return make_user("志愿者二", "13800000199", role="volunteer", region=world.village1)
 
 
-def _load_user(user_id):
-    return db.session.execute(
-        select(User).options(selectinload(User.posts).joinedload(Post.region))
-        .where(User.id == user_id)).scalar_one()
-
-
 @pytest.mark.postgres_only
 @pytest.mark.skipif(not TEST_DB_URL, reason="needs PostgreSQL: set PORTAL_TEST_DATABASE_URL")
 @pytest.mark.parametrize("round_", range(5))
@@ -60,7 +52,7 @@ def test_two_threads_claim_at_once(app, world, volunteer2, offered, round_):
     def claim(user_id):
         with app.app_context():
             try:
-                user = _load_user(user_id)
+                user = load_user(user_id)
                 req = svc.load(rid)
                 assert req.helper_id is None
                 ready.wait()
@@ -95,7 +87,7 @@ def test_claim_from_a_stale_read_is_refused(app, world, volunteer2, offered, log
     """The loser read the request before the winner saved: the version check refuses it with the
     message, on any database (the same as the thread race, made deterministic)."""
     rid = offered()
-    loser = _load_user(volunteer2.id)
+    loser = load_user(volunteer2.id)
     scope = Scope.for_user(loser)
     stale = svc.load(rid)
     session = db.session()

@@ -62,15 +62,10 @@ def _chair_item(item_id: int):
     return item
 
 
-def _entitled(meeting) -> int:
-    return meeting.entitled_count if meeting.entitled_count is not None else \
-        svc.entitled_count(meeting.path)
-
-
 def _attendance_ctx(meeting, items=None) -> dict:
     items = svc.agenda(meeting.id) if items is None else items
     present = svc.present_count(meeting.id)
-    return {"present": present, "entitled": _entitled(meeting),
+    return {"present": present, "entitled": svc.entitled_of(meeting),
             "quorum": svc.quorum_state(meeting, items, present)}
 
 

@@ -104,8 +104,7 @@ def _agenda_items(meeting_id: int) -> list[AgendaItem]:
 
 def _common(meeting) -> dict:
     items = _agenda_items(meeting.id)
-    entitled = (meeting.entitled_count if meeting.entitled_count is not None
-                else svc.entitled_count(meeting.path))
+    entitled = svc.entitled_of(meeting)
     now = utcnow()
     return {
         "meeting": meeting, "heading": _heading(meeting), "when": _when(meeting),

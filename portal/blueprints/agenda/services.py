@@ -44,7 +44,7 @@ from portal.blueprints.agenda.models import (
 from portal.blueprints.duties.models import ChecklistItem
 from portal.blueprints.regions.models import Household, Region
 from portal.clock import local_today, utcnow
-from portal.errors import ServiceError
+from portal.errors import ServiceError, clean_text
 from portal.extensions import db
 from portal.scope import path_range, town_id_of
 
@@ -101,15 +101,6 @@ def describe_result(yes, no, abstain, result: str) -> str:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _clean(text: str | None, what: str, limit: int, minimum: int = 0, field=None) -> str:
-    text = (text or "").replace("\r\n", "\n").strip()
-    if len(text) < minimum:
-        raise ServiceError(f"请填写{what}。", field)
-    if len(text) > limit:
-        raise ServiceError(f"{what}最多 {limit} 字。", field)
-    return text
-
-
 def _save() -> None:
     try:
         db.session.flush()
@@ -149,6 +140,13 @@ def entitled_count(path: str) -> int:
         .where(path_range(Region.path, path))) or 0
 
 
+def entitled_of(meeting: Meeting) -> int:
+    """Households entitled to the meeting: as counted when it opened, or as of now before."""
+    if meeting.entitled_count is not None:
+        return meeting.entitled_count
+    return entitled_count(meeting.path)
+
+
 def present_count(meeting_id: int) -> int:
     return db.session.scalar(
         select(func.count(Attendance.id)).where(Attendance.meeting_id == meeting_id)) or 0
@@ -157,14 +155,14 @@ def present_count(meeting_id: int) -> int:
 # -- venues --------------------------------------------------------------------------------------
 def save_venue(actor, scope, venue: Venue | None, region: Region, data: dict) -> Venue:
     _need(can_manage(scope, region.path))
-    name = _clean(data.get("name"), "场所名称", 60, 2, "name")
+    name = clean_text(data.get("name"), "场所名称", 60, 2, "name")
     kind = data.get("kind")
     if kind not in VENUE_KINDS:
         raise ServiceError("请选择场所类型。", "kind")
     capacity = data.get("capacity")
     if not isinstance(capacity, int) or not 1 <= capacity <= 10000:
         raise ServiceError("可容纳人数应在 1 到 10000 之间。", "capacity")
-    address = _clean(data.get("address"), "地址", 100)
+    address = clean_text(data.get("address"), "地址", 100)
     creating = venue is None
     if creating:
         venue = Venue(region_id=region.id, path=region.path)
@@ -201,9 +199,9 @@ def raise_item(actor, scope, region: Region, data: dict) -> AgendaItem:
     """A 邻长 or staff raises a 议题 for a region in their scope. ``category_id`` is a 六议 item,
     or "off" for a matter outside the list, which waits for staff (and needs the reason)."""
     _need(scope.allows("view", region.path), "只能为您负责范围内的区域提出议题。")
-    title = _clean(data.get("title"), "议题名称", 80, 4, "title")
-    background = _clean(data.get("background"), "背景情况", 2000, 4, "background")
-    proposal = _clean(data.get("proposal"), "建议方案", 2000, 4, "proposal")
+    title = clean_text(data.get("title"), "议题名称", 80, 4, "title")
+    background = clean_text(data.get("background"), "背景情况", 2000, 4, "background")
+    proposal = clean_text(data.get("proposal"), "建议方案", 2000, 4, "proposal")
     category = data.get("category_id")
     off_list = category == "off"
     if off_list:
@@ -235,10 +233,10 @@ def decide_off_list(actor, scope, item: AgendaItem, accept: bool, category_id: i
         if category_id not in {c.id for c in deliberation_items(town_id_of(item.path))}:
             raise ServiceError("请选择议事清单（六议）中的类别。", "category_id")
         item.category_id = category_id
-        item.status_note = _clean(note, "说明", 200)
+        item.status_note = clean_text(note, "说明", 200)
         action = "agenda.accept"
     else:
-        item.status_note = _clean(note, "不予上会的理由", 200, 2, "note")
+        item.status_note = clean_text(note, "不予上会的理由", 200, 2, "note")
         item.status = "declined"
         action = "agenda.decline"
     record(actor, action, item, item.path, title=item.title, note=item.status_note)
@@ -303,7 +301,7 @@ def unschedule(actor, scope, item: AgendaItem, note: str = "") -> None:
         raise ServiceError("只有尚未表决的议题可以撤下。")
     _renumber_after(item)
     item.meeting_id, item.position, item.status = None, 0, "proposed"
-    item.status_note = _clean(note, "说明", 200)
+    item.status_note = clean_text(note, "说明", 200)
     record(actor, "agenda.unschedule", item, item.path, title=item.title, meeting=meeting.title)
     _save()
 
@@ -348,7 +346,7 @@ def save_meeting(actor, scope, meeting: Meeting | None, region: Region, data: di
         raise ServiceError("请选择会议类型。", "kind")
     if kind == "assembly" and region.level != "village":
         raise ServiceError("村民会议须以村(社区)为范围召开。", "region_id")
-    title = _clean(data.get("title"), "会议名称", 80, 2, "title")
+    title = clean_text(data.get("title"), "会议名称", 80, 2, "title")
     starts_at = data.get("starts_at")
     if not isinstance(starts_at, datetime):
         raise ServiceError("请填写开会时间。", "starts_at")
@@ -426,8 +424,8 @@ def save_minutes(actor, scope, meeting: Meeting, notes: str, recorder: str) -> N
     _need(can_chair(scope, meeting))
     if meeting.status == "planned":
         raise ServiceError("会议开始后才能记录纪要。")
-    meeting.notes = _clean(notes, "会议记录", 10000)
-    meeting.recorder = _clean(recorder, "记录人", 40)
+    meeting.notes = clean_text(notes, "会议记录", 10000)
+    meeting.recorder = clean_text(recorder, "记录人", 40)
     record(actor, "meeting.minutes", meeting, meeting.path, title=meeting.title,
            length=len(meeting.notes))
     db.session.flush()
@@ -438,7 +436,7 @@ def save_decision(actor, scope, item: AgendaItem, decision: str) -> None:
     _need(meeting is not None and can_chair(scope, meeting))
     if not item.decided:
         raise ServiceError("表决结束后才能填写决议。")
-    item.decision = _clean(decision, "决议内容", 2000)
+    item.decision = clean_text(decision, "决议内容", 2000)
     record(actor, "agenda.decision", item, item.path, title=item.title)
     _save()
 
@@ -513,7 +511,7 @@ def check_in(actor, scope, meeting: Meeting, household: Household, representativ
     if existing is not None:
         return existing, False
     att = Attendance(meeting_id=meeting.id, household_id=household.id,
-                     representative=_clean(representative, "户代表姓名", 40),
+                     representative=clean_text(representative, "户代表姓名", 40),
                      checked_in_at=now or utcnow(), checked_in_by_id=actor.id, code=_new_code())
     try:
         with db.session.begin_nested():
@@ -671,8 +669,7 @@ def tally(item: AgendaItem) -> Tally:
         return Tally(item.result_yes, item.result_no, item.result_abstain, item.result_present,
                      item.result_entitled)
     present = present_count(item.meeting_id) if item.meeting_id else 0
-    entitled = (meeting.entitled_count if meeting and meeting.entitled_count is not None
-                else entitled_count(meeting.path) if meeting else 0)
+    entitled = entitled_of(meeting) if meeting else 0
     if item.vote_mode == "hands":
         return Tally(item.hands_yes, item.hands_no, item.hands_abstain, present, entitled)
     counts = dict(db.session.execute(select(Vote.choice, func.count(Vote.id))
@@ -683,8 +680,7 @@ def tally(item: AgendaItem) -> Tally:
 
 def quorum_state(meeting: Meeting, items: list[AgendaItem], present: int) -> dict | None:
     """For the chair's screen: the strictest quorum among the agenda's rules, or None."""
-    entitled = meeting.entitled_count if meeting.entitled_count is not None else \
-        entitled_count(meeting.path)
+    entitled = entitled_of(meeting)
     needs = [n for n in (quorum_needed(i.rule, entitled) for i in items) if n is not None]
     if not needs:
         return None
@@ -722,7 +718,7 @@ def correct_result(actor, scope, item: AgendaItem, yes: int, no: int, abstain: i
     _lock(item)
     if item.status not in ("passed", "rejected", "no_quorum"):
         raise ServiceError("只有已表决、尚未落实的议题可以更正结果。")
-    reason = _clean(reason, "更正理由", 300, 4, "reason")
+    reason = clean_text(reason, "更正理由", 300, 4, "reason")
     _check_counts(yes, no, abstain, item.result_present)
     before = describe_result(item.result_yes, item.result_no, item.result_abstain, item.status)
     result = outcome(item.rule, yes, no, abstain, item.result_present, item.result_entitled)
@@ -773,7 +769,7 @@ def answer_item(actor, scope, item: AgendaItem, text: str, now: datetime | None 
         raise ServiceError("这个议题不在落实中。")
     _need(actor.id == item.owner_id or can_manage(scope, item.path),
           "由落实负责人或干部填写答复。")
-    item.answer = _clean(text, "答复内容", 2000, 4, "answer")
+    item.answer = clean_text(text, "答复内容", 2000, 4, "answer")
     item.answered_at, item.status = now or utcnow(), "answered"
     record(actor, "agenda.answer", item, item.path, title=item.title)
     _save()

@@ -36,7 +36,7 @@ from portal.blueprints.requests.models import (
     RequestSettings,
 )
 from portal.clock import local_today, utcnow
-from portal.errors import ServiceError
+from portal.errors import ServiceError, clean_text
 from portal.extensions import db
 from portal.once import EXPIRED, earlier, flush_once
 from portal.phones import check_phone, mask_phone
@@ -447,16 +447,6 @@ def refuses_stale(message: str = STALE):
     return wrap
 
 
-def _clean(text: str | None, what: str, limit: int, minimum: int = 0, field_name=None) -> str:
-    text = (text or "").replace("\r\n", "\n").strip()
-    if len(text) < minimum:
-        raise ServiceError(f"请填写{what}" + (f"（至少 {minimum} 个字）" if minimum > 1 else "")
-                           + "。", field_name)
-    if len(text) > limit:
-        raise ServiceError(f"{what}最多 {limit} 字。", field_name)
-    return text
-
-
 def submit(household: Household, data: dict, *, source: str, actor=None, photo: bytes | None,
            token: str, now: datetime | None = None) -> tuple[Request, bool]:
     """点单: a resident (actor None, through the household link) or a 三长 for them.
@@ -473,15 +463,15 @@ def submit(household: Household, data: dict, *, source: str, actor=None, photo: 
     category = db.session.get(RequestCategory, data.get("category_id") or 0)
     if category is None or not category.active or category.town_id != region.town_id:
         raise ServiceError("请选择诉求类别。", "category_id")
-    description = _clean(data.get("description"), "诉求内容", DESCRIPTION_MAX, 4, "description")
+    description = clean_text(data.get("description"), "诉求内容", DESCRIPTION_MAX, 4, "description")
     phone = (data.get("contact_phone") or "").strip()
     phone = check_phone(phone, "contact_phone") if phone else None
     req = Request(
         town_id=region.town_id, household_id=household.id, neighborhood_id=region.id,
         path=region.path, category_id=category.id, description=description,
-        contact_name=_clean(data.get("contact_name"), "称呼", 40, 0, "contact_name"),
+        contact_name=clean_text(data.get("contact_name"), "称呼", 40, 0, "contact_name"),
         contact_phone=phone,
-        contact_note=_clean(data.get("contact_note"), "联系说明", 100, 0, "contact_note"),
+        contact_note=clean_text(data.get("contact_note"), "联系说明", 100, 0, "contact_note"),
         source=source, created_by_id=getattr(actor, "id", None), form_token=token,
         status="new", missed=0, open_to_helpers=False, reopen_count=0, created_at=now,
         updated_at=now, photo=new_photo_name() if photo else None)
@@ -515,7 +505,7 @@ def acknowledge(actor, scope, req: Request, now: datetime, note: str = "") -> No
     _start(actor, req, now, scope=scope)
     if req.status != "new":
         raise ServiceError("这条诉求已经有人响应了。")
-    note = _clean(note, "说明", 500)
+    note = clean_text(note, "说明", 500)
     req.handler_id = actor.id
     _change(req, actor, "acknowledged", now, status="working", note=note)
     save(req)
@@ -528,7 +518,7 @@ def escalate(actor, scope, req: Request, now: datetime, reason: str) -> None:
     level = _start(actor, req, now, scope=scope)
     if level >= TOP:
         raise ServiceError("已经在镇级，不能再上报。请办结并答复。")
-    reason = _clean(reason, "上报原因", 500, 4, "reason")
+    reason = clean_text(reason, "上报原因", 500, 4, "reason")
     staffed = staffed_levels(req.path)
     target = next(k for k in range(level + 1, TOP + 1) if staffed[k])  # skip a vacant level
     _change(req, actor, "escalated", now, status="new", level=target, note=reason,
@@ -548,7 +538,7 @@ def route(actor, scope, req: Request, now: datetime, department_id: int, note: s
     dept = db.session.get(Department, department_id or 0)
     if dept is None or not dept.active or dept.town_id != req.town_id:
         raise ServiceError("请选择承办部门。", "department_id")
-    note = _clean(note, "说明", 500)
+    note = clean_text(note, "说明", 500)
     req.department_id = dept.id
     first_response = req.status == "new"
     if first_response:
@@ -570,7 +560,7 @@ def offer_to_helpers(actor, scope, req: Request, now: datetime, note: str = "") 
     first_response = req.status == "new"
     if first_response:
         req.handler_id = actor.id
-    _change(req, actor, "helpers", now, status="working", note=_clean(note, "说明", 500))
+    _change(req, actor, "helpers", now, status="working", note=clean_text(note, "说明", 500))
     save(req)
     if first_response:
         points.on_request_response(actor, req, now)
@@ -605,7 +595,7 @@ def _helper_only(actor, req: Request, now: datetime) -> None:
 @refuses_stale()
 def helper_progress(actor, req: Request, now: datetime, note: str) -> None:
     _helper_only(actor, req, now)
-    _change(req, actor, "progress", now, note=_clean(note, "进展", 500, 2, "note"))
+    _change(req, actor, "progress", now, note=clean_text(note, "进展", 500, 2, "note"))
     save(req)
 
 
@@ -615,7 +605,7 @@ def helper_done(actor, req: Request, now: datetime, note: str) -> None:
     _helper_only(actor, req, now)
     if req.helper_done_at is not None:
         raise ServiceError("已经报告办完了，等待负责人确认。")
-    note = _clean(note, "办理结果", 500, ANSWER_MIN, "note")
+    note = clean_text(note, "办理结果", 500, ANSWER_MIN, "note")
     req.helper_done_at = now
     _change(req, actor, "helper_done", now, note=note)
     save(req)
@@ -626,7 +616,7 @@ def release(actor, req: Request, now: datetime, note: str = "") -> None:
     """The helper gives the request back to the board."""
     _helper_only(actor, req, now)
     req.helper_id, req.claimed_at, req.helper_done_at = None, None, None
-    _change(req, actor, "released", now, note=_clean(note, "原因", 500))
+    _change(req, actor, "released", now, note=clean_text(note, "原因", 500))
     save(req)
 
 
@@ -636,7 +626,7 @@ def close(actor, scope, req: Request, now: datetime, answer: str) -> None:
     ("有事必有议，有议必有答"). Also how a helper's work is confirmed."""
     level = _start(actor, req, now, scope=scope)
     first_response = req.status == "new"
-    answer = _clean(answer, "答复", 1000, ANSWER_MIN, "answer")
+    answer = clean_text(answer, "答复", 1000, ANSWER_MIN, "answer")
     if req.helper_id is not None and req.helper_done_at is None:
         raise ServiceError("接单人还没有报告办完。请等接单人办完，或先请他退回接单。")
     req.answer, req.closed_at, req.closed_level, req.closed_by_id = answer, now, level, actor.id
@@ -659,7 +649,7 @@ def rate(req: Request, rating: str, note: str, now: datetime) -> None:
         raise ServiceError("这次答复已经评价过了。")
     if rating not in RATINGS:
         raise ServiceError("请选择满意、基本满意或不满意。", "rating")
-    req.rating, req.rating_note, req.rated_at = rating, _clean(note, "意见", 200, 0, "note"), now
+    req.rating, req.rating_note, req.rated_at = rating, clean_text(note, "意见", 200, 0, "note"), now
     _change(req, None, "rated", now, note=RATINGS[rating] + (f"：{req.rating_note}"
                                                              if req.rating_note else ""),
             rating=RATINGS[rating])
@@ -682,7 +672,7 @@ def reopen(req: Request, reason: str, now: datetime) -> None:
     if now > until:
         raise ServiceError(f"已超过 {town_settings(req.town_id).reopen_days} 天的重新打开期限。"
                            "如有新问题，请重新提交。")
-    reason = _clean(reason, "重新打开的原因", 500, 4, "reason")
+    reason = clean_text(reason, "重新打开的原因", 500, 4, "reason")
     ev = _change(req, None, "reopened", now, status="new", level=req.closed_level or 0,
                  note=reason)
     level = _set_dues(req, req.closed_level or 0, now)  # or above, if that post is vacant now
@@ -712,13 +702,13 @@ def record_mediation(actor, scope, req: Request, data: dict, now: datetime) -> M
         raise ServiceError("调解时间不能晚于现在。", "held_at")
     m = Mediation(
         request_id=req.id, held_at=held_at, recorded_by_id=actor.id, created_at=now,
-        parties=_clean(data.get("parties"), "当事人", 200, 2, "parties"),
-        mediators=_clean(data.get("mediators"), "调解人", 200),
-        outcome=outcome, note=_clean(data.get("note"), "调解经过", 2000))
+        parties=clean_text(data.get("parties"), "当事人", 200, 2, "parties"),
+        mediators=clean_text(data.get("mediators"), "调解人", 200),
+        outcome=outcome, note=clean_text(data.get("note"), "调解经过", 2000))
     if outcome == "agreed":
-        m.agreement_title = _clean(data.get("agreement_title"), "协议名称", 60, 2,
+        m.agreement_title = clean_text(data.get("agreement_title"), "协议名称", 60, 2,
                                    "agreement_title")
-        m.agreement_terms = _clean(data.get("agreement_terms"), "协议内容", 2000, 4,
+        m.agreement_terms = clean_text(data.get("agreement_terms"), "协议内容", 2000, 4,
                                    "agreement_terms")
         signed_on: date | None = data.get("signed_on")
         if signed_on is None:
