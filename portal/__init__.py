@@ -15,7 +15,8 @@ from portal.extensions import compress, csrf, db, limiter, login_manager, migrat
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health", "requests.public_home",
                     "requests.public_detail", "requests.public_rate", "requests.public_reopen",
                     "requests.public_photo", "agenda.public_vote", "agenda.public_ballot",
-                    "agenda.public_cast", "agenda.public_leave"}
+                    "agenda.public_cast", "agenda.public_leave", "points.public_ranking",
+                    "points.public_person"}
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -42,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     from portal.blueprints.agenda import bp as agenda_bp
     from portal.blueprints.auth import bp as auth_bp
     from portal.blueprints.duties import bp as duties_bp
+    from portal.blueprints.points import bp as points_bp
     from portal.blueprints.regions import bp as regions_bp
     from portal.blueprints.requests import bp as requests_bp
 
@@ -50,6 +52,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(duties_bp)
     app.register_blueprint(requests_bp)
     app.register_blueprint(agenda_bp)
+    app.register_blueprint(points_bp)
 
     from portal import errors
 

@@ -77,7 +77,9 @@ ACTION_LABELS = {
     "vote.hands": "录入举手票数", "vote.close": "结束表决", "vote.correct": "更正表决结果",
     "points_rule.change": "修改积分规则", "points.reverse": "积分冲正",
     "breach.create": "记录负面清单", "breach.answer": "邻长说明", "breach.withdraw": "撤销负面清单记录",
-    "reward.redeem": "兑换奖励", "reward.use": "核销兑换券",
+    "reward.redeem": "兑换奖励", "reward.use": "核销兑换券", "reward.create": "新增奖励",
+    "reward.update": "修改奖励", "review.save": "履职评议", "review_settings.update": "修改评议分数线",
+    "duty_log.void": "作废履职记录",
 }
 DETAIL_LABELS = {
     "name": "名称", "level": "级别", "address": "住址", "head": "户主", "head_name": "户主",
@@ -96,7 +98,11 @@ DETAIL_LABELS = {
     "due": "期限", "capacity": "容纳人数",
     "event": "事项", "points": "分值", "daily_cap": "每日上限", "monthly_cap": "每月上限",
     "effective_from": "生效日期", "entry": "积分记录", "delta": "分值", "occurred_on": "发生日期",
-    "reward": "奖励", "cost": "所需积分", "code": "兑换码",
+    "reward": "奖励", "cost": "所需积分", "code": "兑换码", "stock": "库存",
+    "valid_from": "开始兑换", "valid_until": "截止兑换", "person": "邻长", "grade": "等次",
+    "score": "得分", "excellent_min": "优秀分数线", "competent_min": "称职分数线",
+    "basic_min": "基本称职分数线", "excellent_max_breaches": "优秀允许负面次数",
+    "reversed": "冲正积分条数",
 }
 
 

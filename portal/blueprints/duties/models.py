@@ -84,9 +84,15 @@ class DutyLog(IdMixin, db.Model):
     #: One-time token from the form; unique so a resubmitted form cannot log twice.
     form_token: Mapped[str] = mapped_column(String(36), unique=True, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+    #: Voided (作废) by its author or staff, with the reason: kept for the record, counted
+    #: nowhere, its points taken back.
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    voided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    void_reason: Mapped[str] = mapped_column(String(200), nullable=False, default="",
+                                             server_default="")
 
     household = relationship("Household", lazy="raise")
-    user = relationship("User", lazy="raise")
+    user = relationship("User", foreign_keys=[user_id], lazy="raise")
     duty_item = relationship("ChecklistItem", lazy="raise")
 
     @property

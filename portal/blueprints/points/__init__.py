@@ -1,2 +1,5 @@
-"""积分: the points ledger, its rules, 六不得 breaches and the rewards store (pages come with the
-rest of issue 5)."""
+from flask import Blueprint
+
+bp = Blueprint("points", __name__, url_prefix="/points")
+
+from portal.blueprints.points import breaches, ledger, reviews, store  # noqa: E402,F401

@@ -43,8 +43,8 @@ EVENTS = {
 EVENT_ITEM_KIND = {"duty_log": "duty", "breach": "negative"}
 KINDS = {"award": "奖励", "reversal": "冲正", "spend": "兑换", "refund": "退还"}
 SOURCES = {"duty_log": "履职记录", "request": "民情诉求", "agenda_item": "议题",
-           "attendance": "会议签到", "breach": "负面清单记录", "redemption": "兑换",
-           "commendation": "表彰", "entry": "积分记录"}
+           "breach": "负面清单记录", "redemption": "兑换",
+           "commendation": "表彰", "entry": "积分记录", "meeting": "议事会议"}
 
 
 class PointsRule(IdMixin, db.Model):
@@ -182,3 +182,79 @@ class Redemption(IdMixin, db.Model):
 
     reward = relationship("Reward", lazy="raise")
     user = relationship("User", foreign_keys=[user_id], lazy="raise")
+
+
+#: Results of a 履职评议, best first.
+RESULTS = {"excellent": "优秀", "competent": "称职", "basic": "基本称职",
+           "incompetent": "不称职"}
+#: The supervisor's grade and what it adds to the score.
+GRADES = {"A": ("好", 20), "B": ("较好", 15), "C": ("一般", 10), "D": ("差", 0)}
+
+
+class ReviewSettings(db.Model):
+    """A town's 履职评议 thresholds: the score a result needs (editable by town staff)."""
+
+    __tablename__ = "review_settings"
+    __table_args__ = (
+        CheckConstraint("excellent_min > competent_min AND competent_min > basic_min "
+                        "AND basic_min >= 0 AND excellent_min <= 100", name="order"),
+        CheckConstraint("excellent_max_breaches >= 0", name="breaches"),
+    )
+
+    town_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), primary_key=True)
+    excellent_min: Mapped[int] = mapped_column(nullable=False, default=90)
+    competent_min: Mapped[int] = mapped_column(nullable=False, default=75)
+    basic_min: Mapped[int] = mapped_column(nullable=False, default=60)
+    #: Most 六不得 breaches in the period that still allow 优秀 (0: any breach bars it).
+    excellent_max_breaches: Mapped[int] = mapped_column(nullable=False, default=0)
+
+
+class Review(IdMixin, db.Model):
+    """履职评议 of one 邻长 for one period: the metrics as they stood when the supervisor graded,
+    the grade and comment, the score and the result by the town's thresholds at that time."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        UniqueConstraint("user_id", "period_start", "period_end", name="uq_reviews_period"),
+        CheckConstraint("grade IN ('A','B','C','D')", name="grade"),
+        CheckConstraint("result IN ('excellent','competent','basic','incompetent')",
+                        name="result"),
+        Index("ix_reviews_path_period", "path", "period_start"),
+    )
+
+    town_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
+    #: Path of the 邻长's (first) 邻: lists and exports scope by it.
+    path: Mapped[str] = mapped_column(PathString, nullable=False)
+    period_start: Mapped[date] = mapped_column(Date, nullable=False)
+    #: Exclusive.
+    period_end: Mapped[date] = mapped_column(Date, nullable=False)
+    households: Mapped[int] = mapped_column(nullable=False, default=0)
+    #: Households whose contact rule was met in every window of the period.
+    contacted_on_time: Mapped[int] = mapped_column(nullable=False, default=0)
+    requests: Mapped[int] = mapped_column(nullable=False, default=0)
+    requests_on_time: Mapped[int] = mapped_column(nullable=False, default=0)
+    requests_at_neighborhood: Mapped[int] = mapped_column(nullable=False, default=0)
+    requests_closed: Mapped[int] = mapped_column(nullable=False, default=0)
+    rated: Mapped[int] = mapped_column(nullable=False, default=0)
+    #: Rated 满意 or 基本满意.
+    satisfied: Mapped[int] = mapped_column(nullable=False, default=0)
+    breaches: Mapped[int] = mapped_column(nullable=False, default=0)
+    points: Mapped[int] = mapped_column(nullable=False, default=0)
+    grade: Mapped[str] = mapped_column(String(1), nullable=False)
+    comment: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    score: Mapped[int] = mapped_column(nullable=False)
+    result: Mapped[str] = mapped_column(String(12), nullable=False)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
+    reviewed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+    user = relationship("User", foreign_keys=[user_id], lazy="raise")
+    reviewer = relationship("User", foreign_keys=[reviewer_id], lazy="raise")
+
+    @property
+    def result_label(self) -> str:
+        return RESULTS[self.result]
+
+    @property
+    def grade_label(self) -> str:
+        return GRADES[self.grade][0]

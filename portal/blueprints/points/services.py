@@ -15,21 +15,25 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, case, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, joinedload
 
 from portal.audit import record
 from portal.blueprints.duties.models import ChecklistItem
 from portal.blueprints.points.models import (
     EVENT_ITEM_KIND,
     EVENTS,
+    GRADES,
+    RESULTS,
     Breach,
     PointsEntry,
     PointsRule,
     Redemption,
+    Review,
+    ReviewSettings,
     Reward,
 )
 from portal.clock import local_midnight_utc, to_local, utcnow
-from portal.errors import ServiceError
+from portal.errors import ServiceError, clean_text
 from portal.extensions import db
 from portal.scope import town_id_of
 
@@ -428,3 +432,376 @@ def mark_used(actor, scope, redemption: Redemption, now: datetime | None = None)
     redemption.status, redemption.used_at = "used", now or utcnow()
     redemption.used_by_id = actor.id
     record(actor, "reward.use", redemption, redemption.path, code=redemption.code)
+
+
+def save_reward(actor, town, reward: Reward | None, data: dict) -> Reward:
+    """Create or edit a reward of the store (town staff). ``data``: name, description, cost,
+    stock, valid_from, valid_until, active."""
+    name = clean_text(data.get("name"), "名称", 60, minimum=2, field="name")
+    description = clean_text(data.get("description"), "说明", 1000, field="description")
+    cost, stock = data.get("cost"), data.get("stock")
+    if not isinstance(cost, int) or not 0 < cost <= 100_000:
+        raise ServiceError("所需积分应为 1 到 100000 之间的整数。", "cost")
+    if not isinstance(stock, int) or not 0 <= stock <= 100_000:
+        raise ServiceError("库存应为 0 到 100000 之间的整数。", "stock")
+    valid_from, valid_until = data.get("valid_from"), data.get("valid_until")
+    if not isinstance(valid_from, date):
+        raise ServiceError("请填写开始兑换日期。", "valid_from")
+    if not isinstance(valid_until, date) or valid_until < valid_from:
+        raise ServiceError("截止日期不能早于开始日期。", "valid_until")
+    values = dict(name=name, description=description, cost=cost, stock=stock,
+                  valid_from=valid_from, valid_until=valid_until,
+                  active=bool(data.get("active", True)))
+    if reward is None:
+        reward = Reward(town_id=town.id, **values)
+        db.session.add(reward)
+        db.session.flush()
+        record(actor, "reward.create", reward, town.path, name=name, cost=cost, stock=stock)
+        return reward
+    changes = {k: v for k, v in values.items() if getattr(reward, k) != v}
+    for k, v in changes.items():
+        setattr(reward, k, v)
+    if changes:
+        record(actor, "reward.update", reward, town.path, **changes)
+    return reward
+
+
+def rewards(town_ids, *, available_on: date | None = None) -> list[Reward]:
+    """The store of some towns (None: every town); only what can be redeemed on a day when
+    ``available_on`` is given."""
+    q = select(Reward)
+    if town_ids is not None:
+        q = q.where(Reward.town_id.in_(town_ids))
+    if available_on is not None:
+        q = q.where(Reward.active.is_(True), Reward.valid_from <= available_on,
+                    Reward.valid_until >= available_on)
+    return list(db.session.scalars(q.order_by(Reward.valid_until, Reward.cost, Reward.id)))
+
+
+# -- 履职评议 ----------------------------------------------------------------------------------------
+QUARTER_MONTHS = {1: 1, 2: 4, 3: 7, 4: 10}
+
+
+def period_bounds(label: str) -> tuple[date, date]:
+    """"2026Q3" → (2026-07-01, 2026-10-01); "2026" → the whole year. End is exclusive."""
+    label = (label or "").strip().upper()
+    try:
+        if "Q" in label:
+            year, quarter = label.split("Q")
+            start = date(int(year), QUARTER_MONTHS[int(quarter)], 1)
+            month = start.month + 3
+            return start, date(start.year + (month > 12), (month - 1) % 12 + 1, 1)
+        year = int(label)
+        return date(year, 1, 1), date(year + 1, 1, 1)
+    except (ValueError, KeyError):
+        raise ServiceError("评议期应写成 2026Q3（季度）或 2026（全年）。", "period") from None
+
+
+def quarter_of(day: date) -> str:
+    return f"{day.year}Q{(day.month - 1) // 3 + 1}"
+
+
+def previous_quarter(day: date) -> str:
+    return quarter_of(date(day.year, (day.month - 1) // 3 * 3 + 1, 1) - timedelta(days=1))
+
+
+def period_label(start: date, end: date) -> str:
+    if (start.month, start.day) == (1, 1) and end == date(start.year + 1, 1, 1):
+        return f"{start.year} 年度"
+    return f"{start.year} 年第 {(start.month - 1) // 3 + 1} 季度"
+
+
+def review_settings(town_id: int) -> ReviewSettings:
+    """The town's thresholds (the defaults, unsaved, until staff change them)."""
+    found = db.session.get(ReviewSettings, town_id)
+    return found or ReviewSettings(town_id=town_id, excellent_min=90, competent_min=75,
+                                   basic_min=60, excellent_max_breaches=0)
+
+
+def save_review_settings(actor, town, data: dict) -> ReviewSettings:
+    values = {}
+    for key, label in (("excellent_min", "优秀"), ("competent_min", "称职"),
+                       ("basic_min", "基本称职")):
+        v = data.get(key)
+        if not isinstance(v, int) or not 0 <= v <= 100:
+            raise ServiceError(f"{label}分数线应为 0 到 100 之间的整数。", key)
+        values[key] = v
+    if not values["excellent_min"] > values["competent_min"] > values["basic_min"]:
+        raise ServiceError("分数线应依次降低：优秀 > 称职 > 基本称职。", "competent_min")
+    v = data.get("excellent_max_breaches")
+    if not isinstance(v, int) or not 0 <= v <= 10:
+        raise ServiceError("评为优秀允许的负面清单次数应为 0 到 10。", "excellent_max_breaches")
+    values["excellent_max_breaches"] = v
+    settings = db.session.get(ReviewSettings, town.id)
+    if settings is None:
+        settings = ReviewSettings(town_id=town.id)
+        db.session.add(settings)
+    changes = {k: v for k, v in values.items() if getattr(settings, k, None) != v}
+    for k, v in values.items():
+        setattr(settings, k, v)
+    record(actor, "review_settings.update", settings, town.path, **changes)
+    return settings
+
+
+@dataclass
+class Metrics:
+    """One 邻长's figures for a period, computed from the records."""
+
+    user_id: int
+    name: str
+    #: Path of their (first) 邻, and the names of all their 邻.
+    path: str
+    neighborhoods: list[str]
+    households: int = 0
+    contacted_on_time: int = 0
+    requests: int = 0
+    requests_on_time: int = 0
+    requests_at_neighborhood: int = 0
+    requests_closed: int = 0
+    rated: int = 0
+    satisfied: int = 0
+    breaches: int = 0
+    points: int = 0
+
+    @staticmethod
+    def _share(part: int, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    @property
+    def contact_share(self):
+        return self._share(self.contacted_on_time, self.households)
+
+    @property
+    def on_time_share(self):
+        return self._share(self.requests_on_time, self.requests)
+
+    @property
+    def neighborhood_share(self):
+        """Of the requests closed, the share closed at 邻 (微事不出邻)."""
+        return self._share(self.requests_at_neighborhood, self.requests_closed)
+
+    @property
+    def satisfaction_share(self):
+        return self._share(self.satisfied, self.rated)
+
+
+#: What each part of the score weighs (the supervisor's grade adds up to 20 more).
+WEIGHTS = {"contact_share": 30, "on_time_share": 20, "neighborhood_share": 10,
+           "satisfaction_share": 20}
+BREACH_PENALTY = 10
+
+
+def score_of(m: Metrics, grade: str) -> int:
+    """0–100: each share times its weight (a share with nothing to measure counts in full:
+    no requests is no failure), plus the grade, minus 10 per breach."""
+    total = sum(weight * (1.0 if getattr(m, key) is None else getattr(m, key))
+                for key, weight in WEIGHTS.items())
+    total += GRADES[grade][1] - BREACH_PENALTY * m.breaches
+    return max(0, min(100, round(total)))
+
+
+def result_of(score: int, breaches: int, settings: ReviewSettings) -> str:
+    if score >= settings.excellent_min and breaches <= settings.excellent_max_breaches:
+        return "excellent"
+    if score >= settings.competent_min:
+        return "competent"
+    if score >= settings.basic_min:
+        return "basic"
+    return "incompetent"
+
+
+def _contact_windows(rule_period: str, method: str, start: date, end: date, since: datetime,
+                     now: datetime) -> list[tuple[str, datetime, datetime]]:
+    """The rule's whole windows inside [start, end) that had begun for the household (its
+    category applied) and are over by ``now``."""
+    from portal.blueprints.duties.services import next_period_start, period_start
+
+    out = []
+    w = period_start(rule_period, start)
+    if w < start:
+        w = next_period_start(rule_period, w)
+    while True:
+        following = next_period_start(rule_period, w)
+        if following > end:
+            break
+        lo, hi = local_midnight_utc(w), local_midnight_utc(following)
+        if lo >= since and hi <= now:
+            out.append((method, lo, hi))
+        w = following
+    return out
+
+
+def _met(windows, logs) -> bool:
+    return all(any(lo <= at < hi and (method == "any" or how == "visit") for at, how in logs)
+               for method, lo, hi in windows)
+
+
+def review_metrics(path: str, start: date, end: date, now: datetime | None = None
+                   ) -> list[Metrics]:
+    """Figures for every 邻长 in post (at any time in the period) under ``path``:
+
+    * households of their 邻 now, and of those the ones contacted on time: for some rule of
+      the household's category, every whole window of the rule in the period that had begun
+      for the household and is over saw a contact (by anyone; a 上门 rule needs a visit);
+      a household with no such window is not counted;
+    * requests of their 邻 made in the period: answered at 邻 before the 4-hour deadline,
+      closed, closed at 邻; rated, rated 满意 or 基本满意;
+    * 六不得 breaches in the period not withdrawn; points earned in the period.
+
+    Six queries whatever the number of people."""
+    from portal.blueprints.auth.models import User
+    from portal.blueprints.duties.models import DutyLog
+    from portal.blueprints.duties.services import town_rules
+    from portal.blueprints.regions.models import Household, Post, Region
+    from portal.blueprints.requests.models import Request
+    from portal.scope import path_range
+
+    now = now or utcnow()
+    lo, hi = local_midnight_utc(start), local_midnight_utc(end)
+    people: dict[int, Metrics] = {}
+    hood_owner: dict[int, list[int]] = {}
+    for user_id, name, hood_id, hood_path, hood_name in db.session.execute(
+            select(Post.user_id, User.name, Region.id, Region.path, Region.name)
+            .join(User, User.id == Post.user_id).join(Region, Region.id == Post.region_id)
+            .where(Post.role == "neighbor_chief", path_range(Region.path, path),
+                   Post.started_at < hi, (Post.ended_at.is_(None)) | (Post.ended_at > lo))
+            .order_by(Region.path, User.name, Post.id)):
+        m = people.setdefault(user_id, Metrics(user_id, name, hood_path, []))
+        if hood_name not in m.neighborhoods:
+            m.neighborhoods.append(hood_name)
+        owners = hood_owner.setdefault(hood_id, [])
+        if user_id not in owners:
+            owners.append(user_id)
+    if not people:
+        return []
+
+    def credit(hood_id: int, field: str, n: int = 1):
+        for uid in hood_owner.get(hood_id, ()):
+            setattr(people[uid], field, getattr(people[uid], field) + n)
+
+    rules = town_rules(town_id_of(path))
+    households = db.session.execute(
+        select(Household.id, Household.neighborhood_id, Household.special_since,
+               Household.created_at).where(Household.neighborhood_id.in_(hood_owner))).all()
+    logs: dict[int, list] = {}
+    for household_id, at, how in db.session.execute(
+            select(DutyLog.household_id, DutyLog.occurred_at, DutyLog.method)
+            .where(DutyLog.neighborhood_id.in_(hood_owner), DutyLog.voided_at.is_(None),
+                   DutyLog.occurred_at >= lo, DutyLog.occurred_at < hi)):
+        logs.setdefault(household_id, []).append((at, how))
+    for household_id, hood_id, special_since, created_at in households:
+        category = "special" if special_since is not None else "ordinary"
+        since = special_since if category == "special" else created_at
+        per_rule = [w for w in (_contact_windows(r.period, r.method, start, end, since, now)
+                                for r in rules if r.category == category) if w]
+        if not per_rule:
+            continue
+        credit(hood_id, "households")
+        if any(_met(w, logs.get(household_id, [])) for w in per_rule):
+            credit(hood_id, "contacted_on_time")
+
+    rated = Request.rating.is_not(None)
+    for hood_id, total, on_time, closed, at_hood, n_rated, satisfied in db.session.execute(
+            select(Request.neighborhood_id, func.count(),
+                   func.sum(case((and_(Request.status != "new",
+                                       Request.missed.op("&")(1) == 0), 1), else_=0)),
+                   func.sum(case((Request.status == "closed", 1), else_=0)),
+                   func.sum(case((and_(Request.status == "closed",
+                                       Request.closed_level == 0), 1), else_=0)),
+                   func.sum(case((rated, 1), else_=0)),
+                   func.sum(case((Request.rating.in_(("satisfied", "basic")), 1), else_=0)))
+            .where(Request.neighborhood_id.in_(hood_owner), Request.created_at >= lo,
+                   Request.created_at < hi).group_by(Request.neighborhood_id)):
+        credit(hood_id, "requests", total)
+        credit(hood_id, "requests_on_time", int(on_time or 0))
+        credit(hood_id, "requests_closed", int(closed or 0))
+        credit(hood_id, "requests_at_neighborhood", int(at_hood or 0))
+        credit(hood_id, "rated", int(n_rated or 0))
+        credit(hood_id, "satisfied", int(satisfied or 0))
+    for user_id, n in db.session.execute(
+            select(Breach.user_id, func.count()).where(
+                Breach.user_id.in_(people), Breach.withdrawn_at.is_(None),
+                Breach.occurred_on >= start, Breach.occurred_on < end)
+            .group_by(Breach.user_id)):
+        people[user_id].breaches = n
+    for user_id, total in db.session.execute(
+            select(PointsEntry.user_id, func.sum(PointsEntry.delta)).where(
+                PointsEntry.user_id.in_(people),
+                PointsEntry.kind.in_(("award", "reversal")),
+                PointsEntry.at >= lo, PointsEntry.at < hi).group_by(PointsEntry.user_id)):
+        people[user_id].points = int(total or 0)
+    return list(people.values())
+
+
+def reviews_of(path: str, start: date, end: date) -> dict[int, Review]:
+    from portal.scope import path_range
+
+    return {r.user_id: r for r in db.session.scalars(
+        select(Review).where(path_range(Review.path, path), Review.period_start == start,
+                             Review.period_end == end))}
+
+
+def may_review(scope, path: str) -> bool:
+    """Supervisors of a 邻长: their 组长 or 片长, or village and town staff."""
+    return scope.allows("manage", path) or bool(
+        scope.roles_at(path) & {"group_chief", "area_chief"})
+
+
+def save_review(actor, scope, user_id: int, start: date, end: date, grade: str, comment: str,
+                now: datetime | None = None) -> Review:
+    """Grade a 邻长 for a period: the metrics are computed now and kept with the grade, and
+    the result follows the town's thresholds. Grading again replaces the grade (audited)."""
+    now = now or utcnow()
+    if grade not in GRADES:
+        raise ServiceError("请选择评议等次。", "grade")
+    comment = clean_text(comment, "评语", 1000, field="comment")
+    if end > to_local(now).date():
+        raise ServiceError("评议期结束后才能评定。", "period")
+    existing = db.session.scalar(select(Review).where(
+        Review.user_id == user_id, Review.period_start == start, Review.period_end == end))
+    path = existing.path if existing else None
+    if path is None:
+        from portal.blueprints.regions.models import Post, Region
+
+        path = db.session.scalar(
+            select(Region.path).join(Post, Post.region_id == Region.id)
+            .where(Post.user_id == user_id, Post.role == "neighbor_chief")
+            .order_by(Post.ended_at.is_not(None), Region.path).limit(1))
+    if path is None:
+        raise ServiceError("这个人不是邻长。")
+    if not may_review(scope, path):
+        raise PermissionError("由组长、片长或村(社区)、镇干部评议。")
+    found = [m for m in review_metrics(path, start, end, now) if m.user_id == user_id]
+    if not found:
+        raise ServiceError("这个人在评议期内不是这里的邻长。")
+    m = found[0]
+    score = score_of(m, grade)
+    result = result_of(score, m.breaches, review_settings(town_id_of(path)))
+    figures = {k: getattr(m, k) for k in (
+        "households", "contacted_on_time", "requests", "requests_on_time",
+        "requests_at_neighborhood", "requests_closed", "rated", "satisfied", "breaches",
+        "points")}
+    review = existing or Review(town_id=town_id_of(path), user_id=user_id, path=path,
+                                period_start=start, period_end=end)
+    for k, v in dict(figures, grade=grade, comment=comment, score=score, result=result,
+                     reviewer_id=actor.id, reviewed_at=now).items():
+        setattr(review, k, v)
+    if existing is None:
+        db.session.add(review)
+    db.session.flush()
+    record(actor, "review.save", review, path, person=m.name,
+           period=period_label(start, end), grade=GRADES[grade][0], score=score,
+           result=RESULTS[result])
+    return review
+
+
+def excellent(path: str, start: date, end: date) -> list[Review]:
+    """The 优秀 of a period under ``path``: for commendation nominations and the reserve-cadre
+    pool (后备干部) list."""
+    from portal.scope import path_range
+
+    return list(db.session.scalars(
+        select(Review).options(joinedload(Review.user))
+        .where(path_range(Review.path, path), Review.period_start == start,
+               Review.period_end == end, Review.result == "excellent")
+        .order_by(Review.score.desc(), Review.path, Review.user_id)))

@@ -1,0 +1,2 @@
+"""(being written)"""
+from portal.blueprints.points import bp  # noqa: F401
