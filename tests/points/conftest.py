@@ -9,7 +9,7 @@ from portal.blueprints.duties.models import ChecklistItem
 from portal.blueprints.points.models import PointsEntry, PointsRule
 from portal.blueprints.regions.models import Post
 from portal.extensions import db
-from tests.requests.conftest import load_household, make_request  # noqa: F401 (fixtures)
+from tests.requests.conftest import load_household, make_request, new_request  # noqa: F401
 
 
 def item(town, kind="duty", k=0) -> ChecklistItem:

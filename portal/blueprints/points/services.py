@@ -680,16 +680,21 @@ def review_metrics(path: str, start: date, end: date, now: datetime | None = Non
             setattr(people[uid], field, getattr(people[uid], field) + n)
 
     rules = town_rules(town_id_of(path))
-    households = db.session.execute(
-        select(Household.id, Household.neighborhood_id, Household.special_since,
-               Household.created_at).where(Household.neighborhood_id.in_(hood_owner))).all()
+    households: dict[int, tuple] = {}
     logs: dict[int, list] = {}
-    for household_id, at, how in db.session.execute(
-            select(DutyLog.household_id, DutyLog.occurred_at, DutyLog.method)
-            .where(DutyLog.neighborhood_id.in_(hood_owner), DutyLog.voided_at.is_(None),
-                   DutyLog.occurred_at >= lo, DutyLog.occurred_at < hi)):
-        logs.setdefault(household_id, []).append((at, how))
-    for household_id, hood_id, special_since, created_at in households:
+    # every household of the 邻 with its contacts in the period (one row without a log when
+    # there were none)
+    for household_id, hood_id, special_since, created_at, at, how in db.session.execute(
+            select(Household.id, Household.neighborhood_id, Household.special_since,
+                   Household.created_at, DutyLog.occurred_at, DutyLog.method)
+            .outerjoin(DutyLog, and_(DutyLog.household_id == Household.id,
+                                     DutyLog.voided_at.is_(None),
+                                     DutyLog.occurred_at >= lo, DutyLog.occurred_at < hi))
+            .where(Household.neighborhood_id.in_(hood_owner))):
+        households[household_id] = (hood_id, special_since, created_at)
+        if at is not None:
+            logs.setdefault(household_id, []).append((at, how))
+    for household_id, (hood_id, special_since, created_at) in households.items():
         category = "special" if special_since is not None else "ordinary"
         since = special_since if category == "special" else created_at
         per_rule = [w for w in (_contact_windows(r.period, r.method, start, end, since, now)
