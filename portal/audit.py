@@ -79,7 +79,7 @@ ACTION_LABELS = {
     "breach.create": "记录负面清单", "breach.answer": "邻长说明", "breach.withdraw": "撤销负面清单记录",
     "reward.redeem": "兑换奖励", "reward.use": "核销兑换券", "reward.create": "新增奖励",
     "reward.update": "修改奖励", "review.save": "履职评议", "review_settings.update": "修改评议分数线",
-    "duty_log.void": "作废履职记录",
+    "duty_log.void": "作废履职记录", "review.export": "导出优秀邻长名单",
 }
 DETAIL_LABELS = {
     "name": "名称", "level": "级别", "address": "住址", "head": "户主", "head_name": "户主",
@@ -102,7 +102,7 @@ DETAIL_LABELS = {
     "valid_from": "开始兑换", "valid_until": "截止兑换", "person": "邻长", "grade": "等次",
     "score": "得分", "excellent_min": "优秀分数线", "competent_min": "称职分数线",
     "basic_min": "基本称职分数线", "excellent_max_breaches": "优秀允许负面次数",
-    "reversed": "冲正积分条数",
+    "reversed": "冲正积分条数", "region": "范围", "people": "人数",
 }
 
 

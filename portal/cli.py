@@ -70,7 +70,8 @@ seed = AppGroup("seed", help="Load demo or benchmark data.")
 @seed.command("demo")
 @click.option("--force", is_flag=True, help="load even if the database already has data")
 def seed_demo(force):
-    """A town modelled on 江背镇: villages, areas, groups, ~60 邻长, ~700 households, 3 months of logs."""
+    """A town modelled on 江背镇: villages, areas, groups, ~60 邻长, ~700 households, logs since
+    the previous quarter began, requests, 议事, and 积分 with last quarter's 履职评议."""
     from portal.blueprints.regions.models import Region
     from portal.seed import DEMO_ACCOUNTS, DEMO_PASSWORD, load_demo
 

@@ -32,6 +32,8 @@ LOG_ROLES = VIEW_ROLES
 MANAGE_ROLES = frozenset({"village_staff", "town_staff", "admin"})
 #: Roles that edit town-wide settings (三张清单, contact rules, tags).
 TOWN_ROLES = frozenset({"town_staff", "admin"})
+#: Roles that supervise 邻长 (grade them, record 六不得 breaches, see their points).
+SUPERVISE_ROLES = VIEW_ROLES - {"neighbor_chief"}
 #: Roles that see residents' phone numbers unmasked (besides the household's own 邻长).
 PHONE_ROLES = MANAGE_ROLES
 
@@ -40,6 +42,7 @@ ACTIONS = {
     "view": VIEW_ROLES,
     "log": LOG_ROLES,
     "manage": MANAGE_ROLES,
+    "supervise": SUPERVISE_ROLES,
     "town": TOWN_ROLES,
 }
 

@@ -3,7 +3,7 @@
 import random
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
 from portal.blueprints.auth.models import User
@@ -37,6 +37,11 @@ GIVEN = ["建国", "秀英", "新林", "桂兰", "志强", "玉梅", "国平", "
          "德胜", "凤英", "明亮", "小红", "长生", "金花", "立新", "美兰", "伟", "芳",
          "永清", "淑珍", "宏伟", "丽娟", "家兴", "翠英", "正华", "巧云"]
 ORDINALS = "一二三四五六七八"
+#: How well the 邻长 of some 邻 keep the contact rules, and how often they call in between (the
+#: others draw theirs at random): the demo's 履职评议 of 杨家井组 and 枫树湾组 has 优秀 to show,
+#: and people who fall behind.
+DILIGENCE = {"杨家井一邻": (1.0, 0.7), "枫树湾一邻": (1.0, 0.5), "杨家井三邻": (0.5, 0.2),
+             "枫树湾四邻": (0.3, 0.1)}
 
 
 def _name(rng: random.Random) -> str:
@@ -74,6 +79,7 @@ def load_demo(seed: int = 2023) -> dict:
 
     serial = 100
     households: list[tuple[Household, User]] = []
+    diligence: list[tuple[User, tuple[float, float]]] = []
     for vname, areas in VILLAGES.items():
         village = create_region(None, town, vname)
         if vname == "特立村":
@@ -100,6 +106,8 @@ def load_demo(seed: int = 2023) -> dict:
                     nchief = fixed["13800000005"] if (gname, n) == ("杨家井组", 0) \
                         else user(f"139{serial:08d}", _name(rng))
                     post(nchief, hood, "neighbor_chief")
+                    if hood.name in DILIGENCE:
+                        diligence.append((nchief, DILIGENCE[hood.name]))
                     for k in range(rng.randint(8, 14)):
                         h = Household(
                             neighborhood_id=hood.id, intake_token=new_intake_token(),
@@ -118,45 +126,82 @@ def load_demo(seed: int = 2023) -> dict:
                         households.append((h, nchief))
     db.session.flush()
 
-    logs = _demo_logs(rng, households, duty_items, contact_item, now)
+    logs = _demo_logs(rng, households, duty_items, contact_item, now,
+                      {u.id: d for u, d in diligence})
     requests = _demo_requests(random.Random(seed + 1), town, holders, households, now)
     agenda_items = _demo_agenda(random.Random(seed + 2), town, holders, households, now)
+    ledger = _demo_points(town, holders, households, logs, now)
     db.session.commit()
     return {"村/社区": len(VILLAGES), "邻": len(VILLAGES) * 16, "户": len(households),
-            "账号": len(users), "履职记录": logs, "民情诉求": requests, "议题": agenda_items}
+            "账号": len(users), "履职记录": len(logs), "民情诉求": requests, "议题": agenda_items,
+            **ledger}
 
 
-def _demo_logs(rng, households, duty_items, contact_item, now) -> int:
-    """About three months of logs: most 邻长 keep the rules, a few fall behind."""
+def _demo_logs(rng, households, duty_items, contact_item, now,
+               diligent: dict[int, tuple[float, float]] | None = None) -> list[DutyLog]:
+    """Logs from the start of the previous quarter (the period a 履职评议 looks back on) to now,
+    by the town's contact rules: a 特殊人群户 gets a visit a month and calls in between, any other
+    household a visit a quarter and now and then a call. Each 邻长 keeps a household's rule in
+    a period with their diligence, and calls in between at their own rate (``diligent``: user
+    id → (share of periods kept, rate of calls); the others draw theirs): most keep the rules,
+    a few fall behind. In the period under way, only its elapsed share."""
+    from portal.blueprints.duties.services import next_period_start, period_start
+
     today = local_today(now)
-    start = local_midnight_utc(today.replace(day=1) - timedelta(days=62))
-    span = (now - start).total_seconds()
-    diligence: dict[int, float] = {}
-    count = 0
+    first = period_start("quarter", period_start("quarter", today) - timedelta(days=1))
+    start = local_midnight_utc(first)
+    notes = ["", "", "身体还好，叮嘱注意用电安全。", "反映门前路灯不亮，已上报组长。",
+             "宣传医保缴费政策。", "孩子学习情况正常。", "调解邻里排水纠纷。"]
+
+    def windows(period: str):
+        """(from, to, share elapsed) of each period of the kind from ``start`` to now."""
+        w = period_start(period, first)
+        while (lo := local_midnight_utc(w)) < now:
+            following = next_period_start(period, w)
+            hi = local_midnight_utc(following)
+            lo_c, hi_c = max(lo, start), min(hi, now)
+            yield lo_c, hi_c, (hi_c - lo_c) / (hi - lo)
+            w = following
+
+    def moment(lo, hi):
+        """A daytime moment (08:00–20:00 local) between ``lo`` and ``hi``."""
+        days = (local_today(hi - timedelta(seconds=1)) - local_today(lo)).days + 1
+        day = local_today(lo) + timedelta(days=rng.randrange(days))
+        at = local_midnight_utc(day) + timedelta(minutes=rng.randint(8 * 60, 20 * 60 - 1))
+        return max(lo, min(at, hi - timedelta(minutes=1)))
+
+    months, weeks, quarters = (list(windows(p)) for p in ("month", "week", "quarter"))
+    diligence: dict[int, tuple[float, float]] = {}
+    logs: list[DutyLog] = []
     for h, chief in households:
-        d = diligence.setdefault(chief.id, rng.choice([0.95, 0.9, 0.85, 0.6, 0.3]))
+        if chief.id not in diligence:
+            d = rng.choice([0.95, 0.9, 0.85, 0.6, 0.3])
+            diligence[chief.id] = (diligent or {}).get(chief.id, (d, 0.3 * d))
+        d, calls = diligence[chief.id]
+        plan = []  # (from, to, method or None for a call of any kind)
         if h.special_since:
-            n = sum(1 for _ in range(13) if rng.random() < d * 0.8)
+            plan += [(lo, hi, "visit") for lo, hi, share in months if rng.random() < d * share]
+            plan += [(lo, hi, None) for lo, hi, share in weeks if rng.random() < calls * share]
         else:
-            n = sum(1 for _ in range(3) if rng.random() < d * 0.7)
-        for _ in range(n):
-            at = start + timedelta(seconds=rng.random() * span)
-            local_hour_shift = timedelta(hours=rng.randint(0, 11))
-            at = min(at.replace(hour=0, minute=rng.randint(0, 59)) + local_hour_shift, now)
-            method = rng.choices(["visit", "phone", "wechat", "other"], [5, 3, 3, 1])[0]
+            plan += [(lo, hi, "visit") for lo, hi, share in quarters
+                     if rng.random() < d * share]
+            plan += [(lo, hi, None) for lo, hi, share in months
+                     if rng.random() < 0.4 * calls * share]
+        for lo, hi, method in plan:
+            at = moment(lo, hi)
+            method = method or rng.choices(["visit", "phone", "wechat", "other"], [2, 3, 3, 1])[0]
             item = contact_item if rng.random() < 0.6 else rng.choice(duty_items)
-            note = rng.choice(["", "", "身体还好，叮嘱注意用电安全。", "反映门前路灯不亮，已上报组长。",
-                               "宣传医保缴费政策。", "孩子学习情况正常。", "调解邻里排水纠纷。"])
-            db.session.add(DutyLog(household_id=h.id, neighborhood_id=h.neighborhood_id,
-                                   user_id=chief.id, duty_item_id=item.id, method=method,
-                                   occurred_at=at, note=note, form_token=new_form_token(),
-                                   created_at=at))
+            log = DutyLog(household_id=h.id, neighborhood_id=h.neighborhood_id,
+                          user_id=chief.id, duty_item_id=item.id, method=method,
+                          occurred_at=at, note=rng.choice(notes), form_token=new_form_token(),
+                          created_at=at)
+            db.session.add(log)
+            logs.append(log)
             if method == "visit" and (h.last_visit_at is None or at > h.last_visit_at):
                 h.last_visit_at = at
             if h.last_contact_at is None or at > h.last_contact_at:
                 h.last_contact_at, h.last_contact_method = at, method
-            count += 1
-    return count
+    return logs
 
 
 # -- 民情诉求 ------------------------------------------------------------------------------------------
@@ -463,7 +508,7 @@ def _demo_agenda(rng: random.Random, town, holders, households, now) -> int:
         clock[0] = at
         item = svc.raise_item(*act(u), region, {
             "title": title, "category_id": category, "background": background,
-            "proposal": proposal})
+            "proposal": proposal}, now=at)
         count += 1
         return item
 
@@ -662,8 +707,132 @@ def _demo_agenda(rng: random.Random, town, holders, households, now) -> int:
                            "请大家讨论装修时间的规定。", local_at(-9, 20))
         clock[0] = local_at(-8, 10)
         svc.decide_off_list(*act(staff), noise, False, None,
-                            "属邻里纠纷，请通过民情诉求（点单）由邻长调解；装修时间可在修订村规民约时一并讨论。")
+                            "属邻里纠纷，请通过民情诉求（点单）由邻长调解；装修时间可在修订村规民约时一并讨论。",
+                            now=clock[0])
         db.session.flush()
     finally:
         event.remove(session, "before_flush", stamp)
     return count
+
+
+# -- 积分 ----------------------------------------------------------------------------------------
+#: The store: (name, cost, stock, description, redeemable this quarter only?).
+REWARDS = [
+    ("季度红色电影观影", 30, 40, "每季度一场，在镇文化站放映红色经典影片。凭券入场，一券一人。", True),
+    ("村BA篮球赛门票", 50, 20, "江背镇“村BA”篮球联赛门票一张，凭券到镇文化站领取。", False),
+    ("印山红游船票", 40, 10, "印山村红色旅游游船票一张，节假日除外，凭券到游船码头兑换。", False),
+    ("环湖巴士乘车券", 20, 30, "环湖旅游巴士单次乘车券，一券一人，上车出示。", False),
+]
+REVIEW_COMMENTS = {
+    "A": "联系户按规则走访联系，一户不落；群众反映的问题响应及时，带头提出议题、参加议事。",
+    "B": "常态化联系总体到位，个别联系户联系不够及时，下季度注意补上。",
+    "C": "部分联系户超期未走访，请对照联系规则排好走访计划，组长跟进督促。",
+    "D": "多数联系户长期未联系，已谈话提醒，下季度由组长重点帮带。",
+}
+
+
+def _demo_points(town, holders, households, logs, now) -> dict:
+    """A living ledger, through the points services with the seed's clock:
+
+    * every duty log above paid by the town's rules (daily and monthly caps and all), as the
+      log page pays it; the requests and 议事 demos were paid by their services' hooks;
+    * 胡新林 saved one visit twice and voided the copy: its point went back;
+    * the store's four rewards; 胡新林 spent points on a bus ticket (used) and this quarter's
+      red film (not yet; another bus ticket when his points do not reach it);
+    * 组长 杨国平 recorded a 六不得 breach against 杨家井三邻's 邻长, who answered it;
+    * last quarter's 履职评议 of the 邻长 of 杨家井组 and 枫树湾组 by their 组长: the figures
+      from the records, the grade by how many households were contacted on time; the model
+      邻长 of DILIGENCE come out 优秀, the ones falling behind lower."""
+    from portal.blueprints.duties.services import next_period_start, period_start, void_log
+    from portal.blueprints.points import services as points
+    from portal.blueprints.points.models import PointsEntry
+    from portal.blueprints.regions.models import Region
+    from portal.scope import Grant, Scope, path_range
+
+    regions = {r.id: r for r in db.session.scalars(
+        select(Region).where(path_range(Region.path, town.path)))}
+    by_name = {r.name: r for r in regions.values()}
+    grants: dict[int, list[Grant]] = {}
+    for (region_id, role), u in holders.items():
+        path = regions[region_id].path if region_id in regions else "/"
+        grants.setdefault(u.id, []).append(Grant(role, path, region_id))
+
+    def act(u):
+        return u, Scope(grants[u.id])
+
+    today = local_today(now)
+    hood1 = by_name["杨家井一邻"]
+    hu = holders[(hood1.id, "neighbor_chief")]              # 胡新林
+    staff = holders[(by_name["特立村"].id, "village_staff")]  # 周丽
+
+    # -- the duty logs, paid in the order they happened --------------------------------------
+    db.session.flush()
+    for log in sorted(logs, key=lambda log: (log.occurred_at, log.id)):
+        points.on_duty_log(log)
+    mine = max((log for log in logs if log.user_id == hu.id), key=lambda log: log.occurred_at)
+    copy = DutyLog(household_id=mine.household_id, neighborhood_id=mine.neighborhood_id,
+                   user_id=hu.id, duty_item_id=mine.duty_item_id, method=mine.method,
+                   occurred_at=mine.occurred_at, note=mine.note, form_token=new_form_token(),
+                   created_at=min(mine.created_at + timedelta(minutes=3), now))
+    db.session.add(copy)
+    db.session.flush()
+    points.on_duty_log(copy)
+    void_log(*act(hu), copy, "重复记录：同一次联系记了两次。",
+             min(copy.created_at + timedelta(minutes=10), now))
+
+    # -- the store -------------------------------------------------------------------------
+    quarter = period_start("quarter", today)
+    following = next_period_start("quarter", quarter)
+    rewards = {}
+    for name, cost, stock, description, this_quarter in REWARDS:
+        until = following if this_quarter else next_period_start("quarter", following)
+        rewards[name] = points.save_reward(holders[(town.id, "town_staff")], town, None, {
+            "name": name, "description": description, "cost": cost, "stock": stock,
+            "valid_from": quarter, "valid_until": until - timedelta(days=1)})
+    bus = points.redeem(hu, rewards["环湖巴士乘车券"].id, hood1.path, today=today)
+    points.mark_used(*act(staff), bus, now)
+    # early in a quarter his points may not reach the film yet: another bus ticket then
+    film = rewards["季度红色电影观影"]
+    points.redeem(hu, (film if points.balance(hu.id) >= film.cost
+                       else rewards["环湖巴士乘车券"]).id, hood1.path, today=today)
+
+    # -- a breach (六不得), and the 邻长's answer -----------------------------------------------
+    hood3 = by_name["杨家井三邻"]
+    gchief = holders[(by_name["杨家井组"].id, "group_chief")]  # 杨国平
+    chief3 = holders[(hood3.id, "neighbor_chief")]
+    post3 = db.session.scalar(select(Post).where(Post.user_id == chief3.id,
+                                                 Post.role == "neighbor_chief"))
+    item = db.session.scalar(select(ChecklistItem).where(
+        ChecklistItem.town_id == town.id, ChecklistItem.kind == "negative",
+        ChecklistItem.title == "不得推诿隐瞒"))
+    breach = points.record_breach(
+        *act(gchief), post3, item.id, today - timedelta(days=10),
+        "三邻住户反映楼道灯坏了、老人夜里摔了一跤，邻长两天没有回复，也没有上报组里。"
+        "组长上门走访时住户说明了情况，邻居可以作证。", today=today)
+    breach.recorded_at = local_midnight_utc(today - timedelta(days=8)) + timedelta(hours=10)
+    points.answer_breach(chief3, breach,
+                         "那两天在长沙医院照顾住院的母亲，手机没顾上看，也没有请人代为联系，"
+                         "是我的责任。以后外出会提前告诉组长，并请二邻邻长帮忙照看。",
+                         now=breach.recorded_at + timedelta(days=1, hours=3))
+
+    # -- last quarter's 履职评议 ------------------------------------------------------------------
+    start, end = points.period_bounds(points.previous_quarter(today))
+    reviewed_at = min(now, local_midnight_utc(end) + timedelta(days=9, hours=2))
+    reviews = 0
+    for group_name in ("杨家井组", "枫树湾组"):
+        group = by_name[group_name]
+        supervisor = holders[(group.id, "group_chief")]
+        for hood in sorted((r for r in regions.values() if r.parent_id == group.id),
+                           key=lambda r: r.path):
+            chief = holders[(hood.id, "neighbor_chief")]
+            m = next(m for m in points.review_metrics(hood.path, start, end, reviewed_at)
+                     if m.user_id == chief.id)
+            share = m.contact_share or 0
+            grade = "A" if share >= 0.95 else "B" if share >= 0.75 else "C" if share >= 0.45 \
+                else "D"
+            points.save_review(*act(supervisor), chief.id, start, end, grade,
+                               REVIEW_COMMENTS[grade], now=reviewed_at)
+            reviews += 1
+    db.session.flush()
+    return {"积分记录": db.session.scalar(select(func.count()).select_from(PointsEntry)),
+            "履职评议": reviews}

@@ -170,7 +170,40 @@ agenda.minutes_pdf       t2   200   404        404           404        404     
 agenda.venue.edit        v1   200   200        200           404        404         404            404       404
 agenda.venue.edit        v2   200   200        404           404        404         404            404       404
 agenda.venue.edit        t2   200   404        404           404        404         404            404       404
+points.person            v1   200   200        200           200        200         404            404       404
+points.person            v2   200   200        404           404        404         404            404       404
+points.person            t2   200   404        404           404        404         404            404       404
+points.reverse:post      v1   303   303        303           403        403         404            404       404
+points.reverse:post      v2   303   303        404           404        404         404            404       404
+points.reverse:post      t2   303   404        404           404        404         404            404       404
+points.breach            v1   200   200        200           200        200         404            404       404
+points.breach            v2   200   200        404           404        404         404            404       404
+points.breach            t2   200   404        404           404        404         404            404       404
+points.breach.withdraw:post v1 303 303       303           403        403         404            404       404
+points.breach.withdraw:post v2 303 303       404           404        404         404            404       404
+points.breach.withdraw:post t2 303 404       404           404        404         404            404       404
+points.voucher           v1   200   200        200           404        404         404            404       404
+points.voucher           v2   200   200        404           404        404         404            404       404
+points.voucher           t2   200   404        404           404        404         404            404       404
+points.voucher.use:post  v1   303   303        303           403        403         404            404       404
+points.voucher.use:post  v2   303   303        404           404        404         404            404       404
+points.voucher.use:post  t2   303   404        404           404        404         404            404       404
+points.review            v1   200   200        200           200        200         404            404       404
+points.review            v2   200   200        404           404        404         404            404       404
+points.review            t2   200   404        404           404        404         404            404       404
+points.rules             t1   200   200        200           200        200         200            200       404
+points.rules             t2   200   404        404           404        404         404            404       404
+points.rules:post        t1   303   303        403           403        403         403            403       404
+points.rules:post        t2   303   404        404           404        404         404            404       404
+points.reward.edit       t1   200   200        403           403        403         403            403       404
+points.reward.edit       t2   200   404        404           404        404         404            404       404
+points.review.settings   t1   200   200        403           403        403         403            403       404
+points.review.settings   t2   200   404        404           404        404         404            404       404
 """
+
+
+def _local_today() -> str:
+    return datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d")
 
 
 def _local_now_minus_hour() -> str:
@@ -268,6 +301,24 @@ ROUTES = {
     "agenda.minutes_pdf": ("GET", lambda o: f"/agenda/meetings/{o.meeting}/minutes.pdf", None,
                            None),
     "agenda.venue.edit": ("GET", lambda o: f"/agenda/venues/{o.venue}/edit", None, None),
+    "points.person": ("GET", lambda o: f"/points/people/{o.pchief}", None, None),
+    "points.reverse:post": ("POST", lambda o: f"/points/entries/{o.entry}/reverse",
+                            lambda o: {"reason": "记错了户"}, None),
+    "points.breach": ("GET", lambda o: f"/points/breaches/{o.breach}", None, None),
+    "points.breach.withdraw:post": ("POST", lambda o: f"/points/breaches/{o.breach}/withdraw",
+                                    lambda o: {"reason": "核实后撤销"}, None),
+    "points.voucher": ("GET", lambda o: f"/points/vouchers/{o.redemption}", None, None),
+    "points.voucher.use:post": ("POST", lambda o: f"/points/vouchers/{o.redemption}/use",
+                                lambda o: {"back": "voucher"}, None),
+    "points.review": ("GET", lambda o: f"/points/reviews/{o.pchief}?period=2026Q3", None, None),
+    "points.rules": ("GET", lambda o: f"/points/rules?town={o.town}", None, None),
+    "points.rules:post": ("POST", lambda o: f"/points/rules?town={o.town}",
+                          lambda o: {"rule": "agenda_attend:", "points": "3", "daily_cap": "",
+                                     "monthly_cap": "", "active": "y",
+                                     "effective_from": _local_today()}, None),
+    "points.reward.edit": ("GET", lambda o: f"/points/rewards/{o.reward}", None, None),
+    "points.review.settings": ("GET", lambda o: f"/points/reviews/settings?town={o.town}", None,
+                               None),
 }
 
 
@@ -371,6 +422,40 @@ def _agenda(ns, admin_id):
     return venue.id, meeting.id, item.id, six
 
 
+def _points(ns):
+    """A 邻长 of the second 邻 (not the world's 邻长) with a point, a 六不得 breach and a voucher,
+    and a reward of the town (written directly)."""
+    from datetime import date
+
+    from portal.blueprints.auth.models import User
+    from portal.blueprints.duties.models import ChecklistItem
+    from portal.blueprints.points import services as psvc
+    from portal.blueprints.points.models import Breach, Redemption, Reward
+    from portal.blueprints.regions.models import Post, Region
+
+    hoodb = db.session.get(Region, ns.hoodb.id)
+    chief = User(phone=f"135{hoodb.id:08d}", name=f"邻长{hoodb.name}", password_hash="!")
+    db.session.add(chief)
+    db.session.flush()
+    db.session.add(Post(user_id=chief.id, region_id=hoodb.id, role="neighbor_chief",
+                        started_at=datetime(2025, 1, 1)))
+    entry = psvc.award(chief.id, "commendation", "commendation", hoodb.id,
+                       at=datetime(2026, 8, 1), path=hoodb.path)
+    negative = db.session.scalar(select(ChecklistItem.id).where(
+        ChecklistItem.town_id == hoodb.town_id, ChecklistItem.kind == "negative"))
+    breach = Breach(user_id=chief.id, path=hoodb.path, item_id=negative,
+                    occurred_on=date(2026, 8, 2), evidence="入户态度差", recorded_by_id=chief.id)
+    reward = Reward(town_id=hoodb.town_id, name="红色电影", cost=5, stock=3,
+                    valid_from=date(2026, 1, 1), valid_until=date(2030, 1, 1))
+    db.session.add_all([breach, reward])
+    db.session.flush()
+    redemption = Redemption(reward_id=reward.id, user_id=chief.id, path=hoodb.path, cost=5,
+                            code=f"TEST{hoodb.id:06d}")
+    db.session.add(redemption)
+    db.session.flush()
+    return chief.id, entry, breach.id, reward.id, redemption.id
+
+
 @pytest.fixture
 def places(app, world):
     """Ids of the objects each row of the table asks about (built in one transaction)."""
@@ -407,11 +492,14 @@ def places(app, world):
             .order_by(ChecklistItem.id.desc()))
         request_id, offered_id = _requests(ns.hh.id)
         venue_id, meeting_id, aitem_id, six = _agenda(ns, world.admin.id)
+        pchief, entry, breach, reward, redemption = _points(ns)
         out[key] = SimpleNamespace(town=ns.town.id, group=ns.group.id, hood=ns.hood.id,
                                    hoodb=ns.hoodb.id, hh=ns.hh.id, post=post.id, log=log_id,
                                    duty_item=item_id, tag=tag_id, item=last_item,
                                    request=request_id, offered=offered_id, venue=venue_id,
-                                   meeting=meeting_id, aitem=aitem_id, six=six)
+                                   meeting=meeting_id, aitem=aitem_id, six=six, pchief=pchief,
+                                   entry=entry, breach=breach, reward=reward,
+                                   redemption=redemption)
     db.session.commit()
     out["t1"] = out["v1"]
     return out

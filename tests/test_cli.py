@@ -1,5 +1,7 @@
 """The flask commands: create-user, seed demo, init-db."""
 
+from collections import Counter
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import distinct, func, inspect, select
@@ -9,8 +11,9 @@ from portal import create_app
 from portal.audit import AuditEntry
 from portal.blueprints.auth.models import User
 from portal.blueprints.duties.models import DutyLog
+from portal.blueprints.duties.services import period_start
 from portal.blueprints.regions.models import Household, Post, Region
-from portal.clock import to_local, utcnow
+from portal.clock import local_midnight_utc, local_today, to_local, utcnow
 from portal.extensions import db
 from portal.scope import ROLES
 
@@ -141,16 +144,20 @@ def test_seed_demo(runner, app):
     per_hood = db.session.execute(select(func.count()).select_from(Household)
                                   .group_by(Household.neighborhood_id)).scalars().all()
     assert len(per_hood) == 64 and min(per_hood) >= 5 and max(per_hood) <= 15
-    # about three months of logs, none in the future, spread over three calendar months
+    # logs since the start of the previous quarter (the 履职评议 period), none in the future,
+    # spread over at least three calendar months
     now = utcnow()
     first, last = db.session.execute(
         select(func.min(DutyLog.occurred_at), func.max(DutyLog.occurred_at))).one()
     assert count(DutyLog) >= 500
     assert last <= now
-    assert (now - first).days <= 100
+    quarter = period_start("quarter", local_today(now))
+    assert first >= local_midnight_utc(period_start("quarter", quarter - timedelta(days=1)))
+    assert first < local_midnight_utc(quarter)
     months = {(to_local(t).year, to_local(t).month)
               for t in db.session.scalars(select(DutyLog.occurred_at))}
     assert len(months) >= 3
+    check_demo_points(app, now)
     # the demo 邻长 logs in and sees their households
     c = app.test_client()
     page = c.get("/login").data.decode()
@@ -173,6 +180,89 @@ def test_seed_demo(runner, app):
     assert "演示账号已存在" in r.output and "Traceback" not in r.output
     db.session.rollback()
     assert _demo_counts() == before
+
+
+def check_demo_points(app, now):
+    """The demo's ledger: every log paid by the rules (caps kept), one voided and taken back,
+    the requests and 议事 paid by their hooks, the store, two vouchers of the demo 邻长, a breach
+    with its answer, and last quarter's 履职评议 with 优秀 among them."""
+    from portal.blueprints.points import services as points
+    from portal.blueprints.points.models import (
+        Breach,
+        PointsEntry,
+        PointsRule,
+        Redemption,
+        Review,
+        Reward,
+    )
+    from portal.seed import DEMO_PASSWORD
+
+    events = dict(db.session.execute(
+        select(PointsRule.event, func.count(PointsEntry.id))
+        .join(PointsRule, PointsEntry.rule_id == PointsRule.id)
+        .where(PointsEntry.kind == "award").group_by(PointsRule.event)).all())
+    for event in ("duty_log", "request_on_time", "request_at_neighborhood", "agenda_raise",
+                  "agenda_attend", "breach"):
+        assert events.get(event, 0) >= 1, (event, events)
+    # a log pays at most its 1 point, at most 5 a day per person, and most logs are paid
+    paid = db.session.execute(
+        select(PointsEntry.user_id, PointsEntry.at, PointsEntry.delta, PointsEntry.source_id)
+        .where(PointsEntry.source_type == "duty_log", PointsEntry.kind == "award")).all()
+    assert all(delta == 1 for *_, delta, _ in paid)
+    assert len({source for *_, source in paid}) == len(paid) >= 0.8 * count(DutyLog)
+    per_day = Counter((user_id, to_local(at).date()) for user_id, at, *_ in paid)
+    assert max(per_day.values()) <= 5
+    # one log voided by its 邻长: kept, its point taken back, shown struck through
+    voided = db.session.scalars(select(DutyLog).where(DutyLog.voided_at.is_not(None))).all()
+    assert len(voided) == 1 and voided[0].void_reason
+    hu = user("13800000005")
+    assert voided[0].user_id == hu.id and voided[0].voided_by_id == hu.id
+    back = db.session.scalars(select(PointsEntry).where(PointsEntry.kind == "reversal")).all()
+    assert [b.reverses_id for b in back] == [db.session.scalar(select(PointsEntry.id).where(
+        PointsEntry.source_type == "duty_log", PointsEntry.source_id == voided[0].id))]
+    # the 邻长 have points, most of them
+    chiefs = db.session.scalars(select(Post.user_id).where(Post.role == "neighbor_chief")).all()
+    assert sum(points.balance(uid) > 0 for uid in chiefs) >= 60
+    # the store, and the demo 邻长's vouchers: one used, one not yet
+    rewards = {r.name: r for r in db.session.scalars(select(Reward))}
+    assert {n: rewards[n].cost for n in rewards} == {
+        "季度红色电影观影": 30, "村BA篮球赛门票": 50, "印山红游船票": 40, "环湖巴士乘车券": 20}
+    assert rewards["村BA篮球赛门票"].stock == 20 and rewards["印山红游船票"].stock == 10
+    today = local_today(now)
+    assert rewards["季度红色电影观影"].valid_from == period_start("quarter", today)
+    vouchers = db.session.scalars(select(Redemption).where(Redemption.user_id == hu.id)
+                                  .order_by(Redemption.id)).all()
+    assert [v.status for v in vouchers] == ["used", "issued"]
+    spent = sum(v.cost for v in vouchers)
+    assert rewards["环湖巴士乘车券"].stock + rewards["季度红色电影观影"].stock == 70 - 2
+    assert points.balance(hu.id) >= 0
+    assert db.session.scalar(select(func.sum(PointsEntry.delta)).where(
+        PointsEntry.user_id == hu.id, PointsEntry.kind == "spend")) == -spent
+    # a breach recorded by the 组长 against one of his 邻长, who answered it; it cost points
+    (breach,) = db.session.scalars(select(Breach)).all()
+    assert breach.recorded_by_id == user("13800000004").id and breach.user_id in chiefs
+    assert breach.response and breach.responded_at > breach.recorded_at
+    assert db.session.scalar(select(PointsEntry.delta).where(
+        PointsEntry.source_type == "breach", PointsEntry.source_id == breach.id)) < 0
+    # last quarter's 履职评议: graded by the 组长, results from the thresholds, 优秀 among them
+    start, end = points.period_bounds(points.previous_quarter(today))
+    reviews = db.session.scalars(select(Review).where(Review.period_start == start,
+                                                      Review.period_end == end)).all()
+    assert len(reviews) >= 5
+    assert sum(r.result == "excellent" for r in reviews) >= 2
+    assert len({r.result for r in reviews}) >= 2
+    town = db.session.scalar(select(Region).where(Region.level == "town"))
+    assert hu.id in {r.user_id for r in points.excellent(town.path, start, end)}
+    for r in reviews:
+        assert r.comment and r.households > 0 and r.reviewed_at <= now
+    # the 邻长 sees the voided log struck through on the household's page
+    c = app.test_client()
+    page = c.get("/login").data.decode()
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    c.post("/login", data={"phone": "13800000005", "password": DEMO_PASSWORD,
+                           "csrf_token": token})
+    html = c.get(f"/duties/households/{voided[0].household_id}").data.decode()
+    assert "已作废" in html and voided[0].void_reason in html
 
 
 def test_seed_demo_force_next_to_other_data(runner, make_region):

@@ -311,8 +311,30 @@ def _route_args(world) -> dict[str, int | str]:
                       title="民情分析会", starts_at=utcnow(), planned_minutes=60,
                       convener_id=world.village_staff.id)
     db.session.add_all([venue, meeting])
+    from portal.blueprints.duties.models import DutyLog
+    from portal.blueprints.points import services as psvc
+    from portal.blueprints.points.models import Breach, Redemption, Reward
+
+    log = DutyLog(household_id=household.id, neighborhood_id=household.neighborhood_id,
+                  user_id=world.neighbor_chief.id, duty_item_id=item.id, method="visit",
+                  occurred_at=utcnow(), form_token=str(uuid.uuid4()))
+    reward = Reward(town_id=world.town.id, name="红色电影", cost=5, stock=3,
+                    valid_from=utcnow().date(), valid_until=utcnow().date())
+    db.session.add_all([log, reward])
+    db.session.flush()
+    entry = psvc.award(world.neighbor_chief.id, "duty_log", "duty_log", log.id,
+                       at=log.occurred_at, path=world.hood1.path, item_id=item.id)
+    negative = db.session.scalar(select(ChecklistItem.id).where(
+        ChecklistItem.town_id == world.town.id, ChecklistItem.kind == "negative"))
+    breach = Breach(user_id=world.neighbor_chief.id, path=world.hood1.path, item_id=negative,
+                    occurred_on=utcnow().date(), evidence="证据", recorded_by_id=world.group_chief.id)
+    redemption = Redemption(reward_id=reward.id, user_id=world.neighbor_chief.id,
+                            path=world.hood1.path, cost=5, code="ABCDEFGH23")
+    db.session.add_all([breach, redemption])
     db.session.commit()
-    return {"meeting_id": meeting.id, "venue_id": venue.id,
+    return {"meeting_id": meeting.id, "venue_id": venue.id, "log_id": log.id,
+            "entry_id": entry, "breach_id": breach.id, "reward_id": reward.id,
+            "redemption_id": redemption.id,
             "item_id": item.id, "household_id": world.hh1.id, "region_id": world.hood1.id,
             "post_id": post.id, "tag_id": tag.id, "town_id": world.town.id,
             "user_id": world.group_chief.id, "token": household.intake_token,
@@ -362,7 +384,11 @@ KNOWN_POST_ENDPOINTS = {"auth.login", "auth.logout", "auth.password", "duties.lo
                         "agenda.minutes", "agenda.open_meeting", "agenda.end_meeting",
                         "agenda.check_in", "agenda.undo_check_in", "agenda.open_vote",
                         "agenda.record_vote", "agenda.hands", "agenda.close_vote",
-                        "agenda.public_vote", "agenda.public_cast", "agenda.public_leave"}
+                        "agenda.public_vote", "agenda.public_cast", "agenda.public_leave",
+                        "duties.log_void", "points.reverse", "points.rules", "points.redeem",
+                        "points.voucher_use", "points.reward_new", "points.reward_edit",
+                        "points.breach_new", "points.breach_answer", "points.breach_withdraw",
+                        "points.review", "points.review_settings"}
 
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])

@@ -42,6 +42,7 @@ from portal.blueprints.agenda.models import (
     Vote,
 )
 from portal.blueprints.duties.models import ChecklistItem
+from portal.blueprints.points import services as points
 from portal.blueprints.regions.models import Household, Region
 from portal.clock import local_today, utcnow
 from portal.errors import ServiceError, clean_text
@@ -195,9 +196,12 @@ def venues_for(path: str) -> list[Venue]:
 
 
 # -- agenda items --------------------------------------------------------------------------------
-def raise_item(actor, scope, region: Region, data: dict) -> AgendaItem:
+def raise_item(actor, scope, region: Region, data: dict,
+               now: datetime | None = None) -> AgendaItem:
     """A 邻长 or staff raises a 议题 for a region in their scope. ``category_id`` is a 六议 item,
-    or "off" for a matter outside the list, which waits for staff (and needs the reason)."""
+    or "off" for a matter outside the list, which waits for staff (and needs the reason).
+    A listed item pays its raiser (积分) in the same transaction; an off-list one when
+    staff accept it."""
     _need(scope.allows("view", region.path), "只能为您负责范围内的区域提出议题。")
     title = clean_text(data.get("title"), "议题名称", 80, 4, "title")
     background = clean_text(data.get("background"), "背景情况", 2000, 4, "background")
@@ -220,12 +224,15 @@ def raise_item(actor, scope, region: Region, data: dict) -> AgendaItem:
                       raised_by_id=actor.id, status="proposed")
     db.session.add(item)
     record(actor, "agenda.raise", item, region.path, title=title, off_list=off_list)
+    if not off_list:
+        points.on_agenda_raise(item, now or utcnow())
     return item
 
 
 def decide_off_list(actor, scope, item: AgendaItem, accept: bool, category_id: int | None,
-                    note: str) -> None:
-    """Staff decide a matter raised outside the 议事清单: into a 六议 category, or declined."""
+                    note: str, now: datetime | None = None) -> None:
+    """Staff decide a matter raised outside the 议事清单: into a 六议 category (its raiser is
+    paid now), or declined (anything it earned goes back)."""
     _need(can_manage(scope, item.path), "清单外事项由村(社区)或镇干部决定。")
     if not (item.off_list and item.category_id is None and item.status == "proposed"):
         raise ServiceError("这个议题不需要决定。")
@@ -241,6 +248,10 @@ def decide_off_list(actor, scope, item: AgendaItem, accept: bool, category_id: i
         action = "agenda.decline"
     record(actor, action, item, item.path, title=item.title, note=item.status_note)
     _save()
+    if accept:
+        points.on_agenda_raise(item, now or utcnow())
+    else:
+        points.on_agenda_declined(actor, item, now or utcnow())
 
 
 def schedule(actor, scope, item: AgendaItem, meeting: Meeting, data: dict) -> None:
@@ -417,6 +428,7 @@ def end_meeting(actor, scope, meeting: Meeting, now: datetime | None = None) -> 
     record(actor, "meeting.end", meeting, meeting.path, title=meeting.title,
            present=present_count(meeting.id), returned=len(back))
     _save()
+    points.on_meeting_end(meeting, meeting.ended_at)  # pays nobody when no household came
     return len(back)
 
 

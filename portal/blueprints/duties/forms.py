@@ -81,3 +81,11 @@ class RulesForm(FlaskForm):
     """The town's rules, plus one blank row at the end for adding a rule."""
 
     rules = FieldList(FormField(ContactRuleForm), min_entries=0, max_entries=20)
+
+
+class VoidLogForm(FlaskForm):
+    """作废 a duty log: the reason is required (checked by the service: 2 to 200 characters)."""
+
+    reason = TextAreaField("作废理由", filters=[unix_newlines],
+                           render_kw={"rows": 3, "maxlength": 200,
+                                      "placeholder": "如：记错了户，实际走访的是隔壁一户"})

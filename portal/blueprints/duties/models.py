@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.clock import utcnow
@@ -66,8 +66,11 @@ class DutyLog(IdMixin, db.Model):
     __table_args__ = (
         CheckConstraint("method IN ('visit','phone','wechat','other')", name="method"),
         Index("ix_duty_logs_household_occurred", "household_id", "occurred_at"),
-        Index("ix_duty_logs_neighborhood_occurred", "neighborhood_id", "occurred_at"),
-        Index("ix_duty_logs_user_occurred", "user_id", "occurred_at"),
+        # the counts skip voided logs: partial, so they stay index-only scans
+        Index("ix_duty_logs_neighborhood_occurred", "neighborhood_id", "occurred_at",
+              postgresql_where=text("voided_at IS NULL"), sqlite_where=text("voided_at IS NULL")),
+        Index("ix_duty_logs_user_occurred", "user_id", "occurred_at",
+              postgresql_where=text("voided_at IS NULL"), sqlite_where=text("voided_at IS NULL")),
     )
 
     household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), nullable=False)

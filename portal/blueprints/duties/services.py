@@ -20,13 +20,14 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.audit import record
 from portal.blueprints.duties.models import PERIODS, ChecklistItem, ContactRule, DutyLog
 from portal.blueprints.regions.models import Household, Post, Region
 from portal.clock import local_midnight_utc, local_today, utcnow
-from portal.errors import ServiceError
+from portal.errors import ServiceError, clean_text
 from portal.extensions import db
 from portal.once import earlier, flush_once
 from portal.photos import new_photo_name, process_photo, store_photo  # noqa: F401
@@ -353,15 +354,61 @@ def log_duty(actor, household: Household, *, duty_item_id: int, method: str,
 
 
 def recompute_last_contact(household: Household) -> None:
-    """Set the household's last-contact columns from its logs (used after bulk loads)."""
+    """Set the household's last-contact columns from its logs, voided ones left out (after
+    bulk loads, and when a log is voided)."""
+    counted = (DutyLog.household_id == household.id, DutyLog.voided_at.is_(None))
     last_visit = db.session.scalar(select(func.max(DutyLog.occurred_at)).where(
-        DutyLog.household_id == household.id, DutyLog.method == "visit"))
-    last = db.session.execute(select(DutyLog.occurred_at, DutyLog.method).where(
-        DutyLog.household_id == household.id).order_by(DutyLog.occurred_at.desc(),
-                                                         DutyLog.id.desc()).limit(1)).first()
+        *counted, DutyLog.method == "visit"))
+    last = db.session.execute(select(DutyLog.occurred_at, DutyLog.method).where(*counted)
+                              .order_by(DutyLog.occurred_at.desc(), DutyLog.id.desc())
+                              .limit(1)).first()
     household.last_visit_at = last_visit
     household.last_contact_at = last[0] if last else None
     household.last_contact_method = last[1] if last else None
+
+
+#: How long the author of a log may void it (作废) themselves; staff may at any time.
+VOID_WINDOW = timedelta(days=7)
+ALREADY_VOID = "这条履职记录已经作废了。"
+VOID_REFUSED = "记录人可在记录后 7 天内作废；超过 7 天请村(社区)或镇干部作废。"
+
+
+def may_void(actor_id: int, scope, log: DutyLog, neighborhood_path: str,
+             now: datetime) -> bool:
+    """Who may void a log: its author within 7 days of logging it, or staff over the 邻 it
+    was logged in (any time). Says nothing about whether it is voided already."""
+    return scope.allows("manage", neighborhood_path) or (
+        log.user_id == actor_id and now - log.created_at <= VOID_WINDOW)
+
+
+def void_log(actor, scope, log: DutyLog, reason: str, now: datetime | None = None) -> int:
+    """Void (作废) a duty log that should not have been recorded: it stays, marked, with the
+    reason; the household's last contact is worked out again without it; its points are taken
+    back; an audit row says who and why. One transaction (the caller commits). Returns how
+    many points entries were reversed."""
+    from portal.blueprints.points.services import reverse_source
+
+    now = now or utcnow()
+    hood = db.session.get(Region, log.neighborhood_id)
+    if not may_void(actor.id, scope, log, hood.path, now):
+        raise PermissionError(VOID_REFUSED)
+    if log.voided_at is not None:
+        raise ServiceError(ALREADY_VOID)
+    reason = clean_text(reason, "作废理由", 200, 2, field="reason")
+    # conditional, so that of two voids at once only one goes through
+    values = {"voided_at": now, "voided_by_id": actor.id, "void_reason": reason}
+    if db.session.execute(update(DutyLog).where(DutyLog.id == log.id,
+                                                DutyLog.voided_at.is_(None)).values(**values)
+                          .execution_options(synchronize_session=False)).rowcount != 1:
+        raise ServiceError(ALREADY_VOID)
+    for key, value in values.items():
+        set_committed_value(log, key, value)
+    household = db.session.get(Household, log.household_id)
+    recompute_last_contact(household)
+    reversed_ = reverse_source("duty_log", log.id, f"履职记录作废：{reason}", actor, now)
+    record(actor, "duty_log.void", log, hood.path, household=household.id,
+           method=log.method, reason=reason, reversed=reversed_)
+    return reversed_
 
 
 def household_logs(household_id: int, limit: int = 50):
@@ -411,7 +458,7 @@ def _subtree_counts(region: Region, now: datetime) -> list[tuple[int, str, str, 
         .group_by(Household.neighborhood_id))}
     logs = (select(func.count()).select_from(DutyLog)
             .where(DutyLog.neighborhood_id == Region.id,
-                   DutyLog.occurred_at >= month_start_utc(now))
+                   DutyLog.occurred_at >= month_start_utc(now), DutyLog.voided_at.is_(None))
             .correlate(Region).scalar_subquery())
     out = []
     for rid, level, path, logs_month in db.session.execute(
@@ -466,12 +513,14 @@ def dashboard_rows(region: Region, now: datetime):
 
 def logs_this_month(user_id: int, now: datetime) -> int:
     return db.session.scalar(select(func.count()).select_from(DutyLog).where(
-        DutyLog.user_id == user_id, DutyLog.occurred_at >= month_start_utc(now)))
+        DutyLog.user_id == user_id, DutyLog.occurred_at >= month_start_utc(now),
+        DutyLog.voided_at.is_(None)))
 
 
 def neighborhood_logs_this_month(neighborhood_id: int, now: datetime) -> int:
     return db.session.scalar(select(func.count()).select_from(DutyLog).where(
-        DutyLog.neighborhood_id == neighborhood_id, DutyLog.occurred_at >= month_start_utc(now)))
+        DutyLog.neighborhood_id == neighborhood_id, DutyLog.occurred_at >= month_start_utc(now),
+        DutyLog.voided_at.is_(None)))
 
 
 def neighborhood_chiefs(neighborhood_id: int) -> list:

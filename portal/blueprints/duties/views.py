@@ -2,9 +2,10 @@ from flask import abort, flash, redirect, render_template, request, send_from_di
 from flask_login import current_user
 from sqlalchemy import select
 
+from portal.blueprints.auth.models import User
 from portal.blueprints.duties import bp
 from portal.blueprints.duties import services as svc
-from portal.blueprints.duties.forms import ChecklistItemForm, DutyLogForm, RulesForm
+from portal.blueprints.duties.forms import ChecklistItemForm, DutyLogForm, RulesForm, VoidLogForm
 from portal.blueprints.duties.models import CHECKLIST_KINDS, ChecklistItem, DutyLog
 from portal.blueprints.regions.models import Region
 from portal.blueprints.requests import services as request_svc
@@ -142,13 +143,55 @@ def household(household_id: int):
     now = utcnow()
     scope = current_scope()
     state = svc.contact_state(household, svc.rule_windows(household.neighborhood.town_id, now))
+    logs = svc.household_logs(household.id)
     return render_template(
-        "duties/household.html", h=household, st=state, now=now,
-        logs=svc.household_logs(household.id),
+        "duties/household.html", h=household, st=state, now=now, logs=logs,
+        voidable=_voidable(scope, household, logs, now),
         requests=request_svc.household_requests(household.id),
         sees_phone=scope.sees_phone(household.neighborhood.path),
         can_log=scope.allows("log", household.neighborhood.path),
         can_manage=scope.allows("manage", household.neighborhood.path))
+
+
+@bp.route("/logs/<int:log_id>/void", methods=["GET", "POST"])
+def log_void(log_id: int):
+    """作废 a duty log: a confirmation page with the reason (GET), then the void (POST)."""
+    entry = db.session.get(DutyLog, log_id)
+    if entry is None:
+        abort(404)
+    household = get_household_or_404(entry.household_id)
+    scope = current_scope()
+    now = utcnow()
+    hood = db.session.get(Region, entry.neighborhood_id)
+    if not svc.may_void(current_user.id, scope, entry, hood.path, now):
+        abort(403)
+    form = VoidLogForm()
+    back = url_for("duties.household", household_id=household.id)
+    if request.method == "POST" and form.validate_on_submit():
+        label = f"{to_local(entry.occurred_at):%m月%d日} {entry.method_label}"
+        done = {}
+        if attempt(form, lambda: done.setdefault(
+                "n", svc.void_log(current_user, scope, entry, form.reason.data, now))):
+            db.session.commit()
+            flash(f"已作废 {label} 的履职记录" + (
+                f"，收回积分 {done['n']} 条。" if done["n"] else "。"))
+            return redirect(back, 303)
+    status = 422 if request.method == "POST" else 200
+    return render_template("duties/log_void.html", h=household, log=entry, form=form,
+                           item=db.session.get(ChecklistItem, entry.duty_item_id),
+                           author=db.session.get(User, entry.user_id), back=back), status
+
+
+def _voidable(scope, household, logs, now) -> set[int]:
+    """Ids of the logs the viewer may void (作废). A household that moved has logs from its
+    earlier 邻; their paths take one query, and only then."""
+    paths = {household.neighborhood_id: household.neighborhood.path}
+    others = {entry.neighborhood_id for entry in logs} - set(paths)
+    if others:
+        paths.update(db.session.execute(select(Region.id, Region.path)
+                                        .where(Region.id.in_(others))).all())
+    return {entry.id for entry in logs if entry.voided_at is None and svc.may_void(
+        current_user.id, scope, entry, paths[entry.neighborhood_id], now)}
 
 
 @bp.get("/logs/<int:log_id>/photo")
