@@ -239,14 +239,10 @@ def _demo_requests(rng: random.Random, town, holders, households, now) -> int:
 
     from sqlalchemy.orm.attributes import set_committed_value
 
-    from portal.blueprints.regions.models import Region
     from portal.blueprints.requests import services as rs
     from portal.blueprints.requests.models import Department, RequestCategory
-    from portal.scope import Grant, Scope, path_range
 
-    regions = {r.id: r for r in db.session.scalars(
-        select(Region).where(path_range(Region.path, town.path)))}
-    by_name = {r.name: r for r in regions.values()}
+    regions, by_name, act = _acting(town, holders)
     categories = {c.name: c for c in rs.options(RequestCategory, town.id)}
     departments = {d.name: d for d in rs.options(Department, town.id)}
     in_hood: dict[int, list[Household]] = {}
@@ -254,13 +250,9 @@ def _demo_requests(rng: random.Random, town, holders, households, now) -> int:
         set_committed_value(h, "neighborhood", regions[h.neighborhood_id])
         in_hood.setdefault(h.neighborhood_id, []).append(h)
     hood_ids = sorted(in_hood)
-    grants: dict[int, list[Grant]] = {}
-    for (region_id, role), u in holders.items():
-        path = regions[region_id].path if region_id in regions else "/"
-        grants.setdefault(u.id, []).append(Grant(role, path, region_id))
 
     def scope(u):
-        return Scope(grants[u.id])
+        return act(u)[1]
 
     def who(hood, level) -> User:
         """The person answering at ``level`` for a household of ``hood``."""
@@ -437,6 +429,25 @@ def _demo_requests(rng: random.Random, town, holders, households, now) -> int:
 
 
 # -- 议事 ----------------------------------------------------------------------------------------
+def _acting(town, holders):
+    """The town's regions by id and by name, and ``act(user)`` → (user, their Scope) built
+    from the seeded posts without loading them again."""
+    from portal.blueprints.regions.models import Region
+    from portal.scope import Grant, Scope, path_range
+
+    regions = {r.id: r for r in db.session.scalars(
+        select(Region).where(path_range(Region.path, town.path)))}
+    grants: dict[int, list[Grant]] = {}
+    for (region_id, role), u in holders.items():
+        path = regions[region_id].path if region_id in regions else "/"
+        grants.setdefault(u.id, []).append(Grant(role, path, region_id))
+
+    def act(u):
+        return u, Scope(grants[u.id])
+
+    return regions, {r.name: r for r in regions.values()}, act
+
+
 def _demo_agenda(rng: random.Random, town, holders, households, now) -> int:
     """Venues, and 议题 in every state, made through the services with past clocks:
 
@@ -457,23 +468,12 @@ def _demo_agenda(rng: random.Random, town, holders, households, now) -> int:
 
     from portal.audit import AuditEntry
     from portal.blueprints.agenda import services as svc
-    from portal.blueprints.regions.models import Region
     from portal.models import TimestampMixin
-    from portal.scope import Grant, Scope, path_range
 
-    regions = {r.id: r for r in db.session.scalars(
-        select(Region).where(path_range(Region.path, town.path)))}
-    by_name = {r.name: r for r in regions.values()}
+    regions, by_name, act = _acting(town, holders)
     in_hood: dict[int, list[Household]] = {}
     for h, _chief in households:
         in_hood.setdefault(h.neighborhood_id, []).append(h)
-    grants: dict[int, list[Grant]] = {}
-    for (region_id, role), u in holders.items():
-        path = regions[region_id].path if region_id in regions else "/"
-        grants.setdefault(u.id, []).append(Grant(role, path, region_id))
-
-    def act(u):
-        return u, Scope(grants[u.id])
 
     six = {c.title: str(c.id) for c in svc.deliberation_items(town.id)}
     clock = [now]
@@ -746,19 +746,8 @@ def _demo_points(town, holders, households, logs, now) -> dict:
     from portal.blueprints.duties.services import next_period_start, period_start, void_log
     from portal.blueprints.points import services as points
     from portal.blueprints.points.models import PointsEntry
-    from portal.blueprints.regions.models import Region
-    from portal.scope import Grant, Scope, path_range
 
-    regions = {r.id: r for r in db.session.scalars(
-        select(Region).where(path_range(Region.path, town.path)))}
-    by_name = {r.name: r for r in regions.values()}
-    grants: dict[int, list[Grant]] = {}
-    for (region_id, role), u in holders.items():
-        path = regions[region_id].path if region_id in regions else "/"
-        grants.setdefault(u.id, []).append(Grant(role, path, region_id))
-
-    def act(u):
-        return u, Scope(grants[u.id])
+    regions, by_name, act = _acting(town, holders)
 
     today = local_today(now)
     hood1 = by_name["杨家井一邻"]

@@ -14,18 +14,14 @@ from portal.blueprints.points.models import PointsEntry, PointsRule
 from portal.errors import ServiceError
 from portal.extensions import db
 from tests.agenda.conftest import NOW
+from tests.points.conftest import entries as ledger
 
 LATER = NOW + timedelta(hours=2)
 
 
 def entries(user=None, **where) -> list[PointsEntry]:
-    db.session.expire_all()
-    q = select(PointsEntry).order_by(PointsEntry.id)
-    if user is not None:
-        q = q.where(PointsEntry.user_id == user.id)
-    for k, v in where.items():
-        q = q.where(getattr(PointsEntry, k) == v)
-    return list(db.session.scalars(q))
+    db.session.expire_all()  # see what the services committed
+    return ledger(user, **where)
 
 
 def event_of(entry) -> str:

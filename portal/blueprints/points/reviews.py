@@ -431,18 +431,26 @@ def _excellent_rows(region, period: Period):
             for r in found]
 
 
+def _reserve_request(scope, action: str):
+    """(now, region pick, period, None) of a request for the 优秀 list, or a 422 page as the
+    last item when ``?period=`` is bad."""
+    now = utcnow()
+    pick = _pick_region(scope, action)
+    try:
+        return now, pick, _period(now), None
+    except ServiceError as e:
+        return now, pick, None, (render_template(
+            "points/reserve.html", rows=[], can_export=False,
+            **_filters(now, None, pick, "points.reserve_pool", e.message)), 422)
+
+
 @bp.get("/reviews/excellent")
 def reserve_pool():
     """The 优秀 of a period: for 好邻 nominations and the 村级后备干部 pool."""
     scope = current_scope()
-    now = utcnow()
-    pick = _pick_region(scope, "supervise")
-    try:
-        period = _period(now)
-    except ServiceError as e:
-        return render_template("points/reserve.html", rows=[], can_export=False,
-                               **_filters(now, None, pick, "points.reserve_pool",
-                                          e.message)), 422
+    now, pick, period, refused = _reserve_request(scope, "supervise")
+    if refused:
+        return refused
     return render_template("points/reserve.html", rows=_excellent_rows(pick.region, period),
                            can_export=scope.allows("manage", pick.region.path),
                            **_filters(now, period, pick, "points.reserve_pool"))
@@ -508,14 +516,9 @@ def _pool_workbook(region, period: Period, rows, reviewers: dict[int, str]) -> b
 def reserve_pool_xlsx():
     """The 优秀 list as XLSX, for staff who manage the region (audited: a list of people)."""
     scope = current_scope()
-    now = utcnow()
-    pick = _pick_region(scope, "manage")
-    try:
-        period = _period(now)
-    except ServiceError as e:
-        return render_template("points/reserve.html", rows=[], can_export=False,
-                               **_filters(now, None, pick, "points.reserve_pool",
-                                          e.message)), 422
+    now, pick, period, refused = _reserve_request(scope, "manage")
+    if refused:
+        return refused
     region = pick.region
     rows = _excellent_rows(region, period)
     ids = {r.reviewer_id for r, *_ in rows}
