@@ -7,6 +7,7 @@ Set PORTAL_TEST_DATABASE_URL=postgresql://… to run everything on PostgreSQL.
 import contextvars
 import os
 import re
+import threading
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, event, make_url, text
 
 from portal import create_app
+from portal.errors import ServiceError
 from portal.extensions import db, limiter
 
 TEST_DB_URL = os.environ.get("PORTAL_TEST_DATABASE_URL")
@@ -386,3 +388,36 @@ def make_meeting(app, scope_of):
         return meeting
 
     return make
+
+
+def run_at_once(app, jobs, timeout=30):
+    """Run each job ``(prepare, act)`` in its own thread, app context and session; they all act
+    together once each has loaded what it needs (``prepare()``), and each commits. Returns per
+    job what ``act`` returned, ("refused", message) for a ServiceError, or ("error", repr) for
+    anything else (the race tests' failure)."""
+    ready = threading.Barrier(len(jobs), timeout=timeout)
+    results = [None] * len(jobs)
+
+    def run(k, prepare, act):
+        with app.app_context():
+            try:
+                state = prepare()
+                ready.wait()
+                results[k] = act(state)
+                db.session.commit()
+            except ServiceError as e:
+                db.session.rollback()
+                results[k] = ("refused", e.message)
+            except Exception as e:  # noqa: BLE001 — anything else is the failure we look for
+                db.session.rollback()
+                results[k] = ("error", repr(e))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(k, *job)) for k, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads)
+    return results

@@ -22,7 +22,7 @@ from portal.errors import ServiceError
 from portal.extensions import db
 from portal.scope import Scope
 from tests.agenda.conftest import NOW
-from tests.conftest import TEST_DB_URL, load_user
+from tests.conftest import TEST_DB_URL, load_user, run_at_once
 
 THREADS = 8
 
@@ -47,37 +47,6 @@ def open_item(world, make_item, make_meeting, scope_of):
         return ids
 
     return make
-
-
-def run_at_once(app, jobs, timeout=30):
-    """Run each job in its own thread and app context; they start together after loading what
-    they need (``prepare``) — returns each job's result or the repr of what it raised."""
-    ready = threading.Barrier(len(jobs), timeout=timeout)
-    results = [None] * len(jobs)
-
-    def run(k, prepare, act):
-        with app.app_context():
-            try:
-                state = prepare()
-                ready.wait()
-                results[k] = act(state)
-                db.session.commit()
-            except ServiceError as e:
-                db.session.rollback()
-                results[k] = ("refused", e.message)
-            except Exception as e:  # noqa: BLE001 — anything else is the failure we look for
-                db.session.rollback()
-                results[k] = ("error", repr(e))
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=run, args=(k, *job)) for k, job in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
-    assert not any(t.is_alive() for t in threads)
-    return results
 
 
 def _votes(item_id):

@@ -1,7 +1,6 @@
 """六不得 breaches (recorded by a supervisor, answered by the 邻长, withdrawn by staff) and the
 rewards store (redeem, voucher, mark used), including the last-ticket race on PostgreSQL."""
 
-import threading
 from datetime import date, datetime, timedelta
 from unittest import mock
 
@@ -13,7 +12,7 @@ from portal.blueprints.points import services as svc
 from portal.blueprints.points.models import Breach, PointsEntry, Redemption, Reward
 from portal.errors import ServiceError
 from portal.extensions import db
-from tests.conftest import TEST_DB_URL, load_user
+from tests.conftest import TEST_DB_URL, load_user, run_at_once
 from tests.points.conftest import count, deltas, entries, item, post_of, rule_of
 
 TODAY = date(2026, 11, 16)
@@ -265,34 +264,16 @@ def test_staff_mark_a_voucher_used_once(world, give, frozen, scope_of):
 def _at_once(app, jobs):
     """Run ``jobs`` [(key, user_id, reward_id, path)] in threads, each with its own app context and
     session, all redeeming at the same moment; returns {key: "won" | message}."""
-    ready = threading.Barrier(len(jobs), timeout=20)
-    results = {}
+    def job(user_id, reward_id, path):
+        def redeem(user):
+            with mock.patch.object(svc, "utcnow", lambda: NOW):
+                svc.redeem(user, reward_id, path, today=TODAY)
+            return "won"
 
-    def run(key, user_id, reward_id, path):
-        with app.app_context():
-            try:
-                user = load_user(user_id)
-                ready.wait()
-                with mock.patch.object(svc, "utcnow", lambda: NOW):
-                    svc.redeem(user, reward_id, path, today=TODAY)
-                db.session.commit()
-                results[key] = "won"
-            except ServiceError as e:
-                db.session.rollback()
-                results[key] = e.message
-            except Exception as e:  # noqa: BLE001 — anything else is the failure we look for
-                db.session.rollback()
-                results[key] = repr(e)
-            finally:
-                db.session.remove()
+        return (lambda: load_user(user_id)), redeem
 
-    threads = [threading.Thread(target=run, args=job) for job in jobs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not any(t.is_alive() for t in threads)
-    return results
+    results = run_at_once(app, [job(*rest) for _key, *rest in jobs])
+    return {key: r if r == "won" else r[1] for (key, *_), r in zip(jobs, results, strict=True)}
 
 
 @pytest.mark.postgres_only

@@ -1,7 +1,6 @@
 """接单 race: two helpers claim the same request at the same moment; exactly one wins, the other
 is told "刚刚已经有人接了这一单" — by the service (ServiceError) and by the page (4xx, not a 500)."""
 
-import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -12,7 +11,7 @@ from portal.blueprints.requests.models import Request, RequestEvent
 from portal.errors import ServiceError
 from portal.extensions import db
 from portal.scope import Scope
-from tests.conftest import PASSWORD, TEST_DB_URL, csrf_from, load_user
+from tests.conftest import PASSWORD, TEST_DB_URL, csrf_from, load_user, run_at_once
 from tests.requests.conftest import HOUR, NOW
 
 LOST = "刚刚已经有人接了这一单。"
@@ -46,34 +45,23 @@ def test_two_threads_claim_at_once(app, world, volunteer2, offered, round_):
     rid = offered()
     db.session.rollback()
     users = [world.volunteer.id, volunteer2.id]
-    ready = threading.Barrier(len(users), timeout=20)
-    results = {}
 
-    def claim(user_id):
-        with app.app_context():
-            try:
-                user = load_user(user_id)
-                req = svc.load(rid)
-                assert req.helper_id is None
-                ready.wait()
-                svc.claim(user, Scope.for_user(user), req, NOW + HOUR)
-                db.session.commit()
-                results[user_id] = "won"
-            except ServiceError as e:
-                db.session.rollback()
-                results[user_id] = e.message
-            except Exception as e:  # noqa: BLE001 — anything else is the failure we look for
-                db.session.rollback()
-                results[user_id] = repr(e)
-            finally:
-                db.session.remove()
+    def job(user_id):
+        def prepare():
+            user = load_user(user_id)
+            req = svc.load(rid)
+            assert req.helper_id is None
+            return user, req
 
-    threads = [threading.Thread(target=claim, args=(u,)) for u in users]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not any(t.is_alive() for t in threads)
+        def claim(state):
+            user, req = state
+            svc.claim(user, Scope.for_user(user), req, NOW + HOUR)
+            return "won"
+
+        return prepare, claim
+
+    outcomes = run_at_once(app, [job(u) for u in users])
+    results = {u: r if r == "won" else r[1] for u, r in zip(users, outcomes, strict=True)}
 
     assert sorted(results.values()) == sorted(["won", LOST]), results
     winner = next(u for u, v in results.items() if v == "won")

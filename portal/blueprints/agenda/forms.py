@@ -15,20 +15,12 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
 from portal.blueprints.agenda.models import MEETING_KINDS, RULES, VENUE_KINDS, VOTE_MODES
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
-
+from portal.forms import strip, unix_newlines
 
 # -- A: staff pages (items, venues, meetings, answers, corrections) -------------------------------
 #: The services check required text, lengths and the rules (naming the field); the forms parse
 #: and cap sizes, so a refusal reads the same from the form or the rule.
 AGENDA_DT_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"]
-
-
-def unix_newlines(value):
-    return value.replace("\r\n", "\n") if isinstance(value, str) else value
 
 
 def _a_text(label, limit, rows=3, **kw):

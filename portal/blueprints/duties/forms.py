@@ -20,6 +20,7 @@ from portal.blueprints.duties.models import (
     PERIODS,
     RULE_METHODS,
 )
+from portal.forms import unix_newlines
 
 TOKEN = Regexp(r"^[0-9a-f-]{36}$", message="表单已失效，请重新打开。")
 DUTY_MESSAGE = "请选择一项七员职责。"
@@ -28,12 +29,6 @@ TIME_MESSAGE = "请填写时间，如 2026-11-22 09:30。"
 #: The picker sends the first; a browser without one shows a text box where people type the
 #: second (as the hint says); some pickers add seconds.
 TIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
-
-
-def unix_newlines(value):
-    """Browsers send a textarea's line breaks as CR LF but count them as one character
-    against ``maxlength``; count them the same way here."""
-    return value.replace("\r\n", "\n") if isinstance(value, str) else value
 
 
 class DutyLogForm(FlaskForm):

@@ -29,6 +29,7 @@ from portal.blueprints.regions.models import Post, Region
 from portal.clock import local_today
 from portal.errors import attempt
 from portal.extensions import db
+from portal.forms import strip, unix_newlines
 from portal.scope import current_scope, town_id_of
 
 #: Breaches per page of the list; 邻长 choices on the form.
@@ -38,8 +39,7 @@ SHORT = 40
 
 
 def _text(label, limit, rows=3, **kw):
-    return TextAreaField(label, filters=[lambda v: v.replace("\r\n", "\n").strip()
-                                         if isinstance(v, str) else v],
+    return TextAreaField(label, filters=[unix_newlines, strip],
                          validators=[Length(max=limit, message=f"最多 {limit} 字。")],
                          render_kw={"rows": rows, "maxlength": limit, **kw})
 

@@ -36,9 +36,10 @@ from portal.blueprints.points.models import (
     PointsRule,
 )
 from portal.blueprints.regions.models import Post, Region
-from portal.clock import local_midnight_utc, local_today, utcnow
+from portal.clock import local_today, utcnow
 from portal.errors import ServiceError, attempt
 from portal.extensions import db
+from portal.forms import strip
 from portal.scope import current_scope, get_town_or_404, path_range
 
 PER_PAGE = 50
@@ -66,12 +67,8 @@ def _link(endpoint: str, **values) -> str | None:
 
 
 # -- forms ---------------------------------------------------------------------------------------
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
-
-
 class ReverseForm(FlaskForm):
-    reason = TextAreaField("冲正理由", filters=[_strip],
+    reason = TextAreaField("冲正理由", filters=[strip],
                            validators=[Length(max=200, message="冲正理由最多 200 字。")],
                            render_kw={"rows": 3, "maxlength": 200,
                                       "placeholder": "如：重复登记，同一次走访记了两次"})
@@ -81,7 +78,7 @@ class SearchForm(FlaskForm):
     class Meta:
         csrf = False
 
-    q = StringField("查看某人的积分", filters=[_strip],
+    q = StringField("查看某人的积分", filters=[strip],
                     validators=[Length(max=40, message="姓名最多 40 字。")],
                     render_kw={"maxlength": 40, "placeholder": "输入姓名", "type": "search"})
 
@@ -110,27 +107,9 @@ class RuleForm(FlaskForm):
 
 
 # -- periods -------------------------------------------------------------------------------------
-@dataclass
-class Period:
-    key: str
-    label: str
-    start: date
-    #: Exclusive.
-    end: date
-
-    @property
-    def bounds(self):
-        """[start, end) as stored (naive UTC) datetimes: local midnights."""
-        return local_midnight_utc(self.start), local_midnight_utc(self.end)
 
 
-def month_period(year: int, month: int) -> Period:
-    start = date(year, month, 1)
-    end = (start + timedelta(days=32)).replace(day=1)
-    return Period(f"{year}-{month:02d}", f"{year} 年 {month} 月", start, end)
-
-
-def parse_period(text: str | None) -> Period:
+def parse_period(text: str | None) -> svc.Period:
     """"2026-11" (a month), "2026Q4" (a quarter) or "2026" (a year)."""
     text = (text or "").strip().upper()
     m = MONTH.match(text)
@@ -138,33 +117,32 @@ def parse_period(text: str | None) -> Period:
         year, month = int(m.group(1)), int(m.group(2))
         if not (2000 <= year <= 2100 and 1 <= month <= 12):
             raise ServiceError(PERIOD_HELP, "period")
-        return month_period(year, month)
+        return svc.month_period(year, month)
     try:
-        start, end = svc.period_bounds(text)
+        period = svc.quarter_or_year(text)
     except ServiceError:
         raise ServiceError(PERIOD_HELP, "period") from None
-    if not 2000 <= start.year <= 2100:
+    if not 2000 <= period.start.year <= 2100:
         raise ServiceError(PERIOD_HELP, "period")
-    key = svc.quarter_of(start) if "Q" in text else str(start.year)
-    return Period(key, svc.period_label(start, end), start, end)
+    return period
 
 
-def current_period(today: date) -> Period:
-    return month_period(today.year, today.month)
+def current_period(today: date) -> svc.Period:
+    return svc.month_period(today.year, today.month)
 
 
-def period_choices(today: date, chosen: Period | None) -> list[tuple[str, str]]:
+def period_choices(today: date, chosen: svc.Period | None) -> list[tuple[str, str]]:
     """The last six months, four quarters and two years (and the chosen one)."""
     out = []
     first = today.replace(day=1)
     for _ in range(6):
-        p = month_period(first.year, first.month)
+        p = svc.month_period(first.year, first.month)
         out.append((p.key, p.label))
         first = (first - timedelta(days=1)).replace(day=1)
-    quarter = svc.quarter_of(today)
+    quarter = svc.quarter_or_year(svc.quarter_of(today))
     for _ in range(4):
-        out.append((quarter, svc.period_label(*svc.period_bounds(quarter))))
-        quarter = svc.previous_quarter(svc.period_bounds(quarter)[0])
+        out.append((quarter.key, quarter.label))
+        quarter = svc.quarter_or_year(svc.previous_quarter(quarter.start))
     for year in (today.year, today.year - 1):
         out.append((str(year), f"{year} 年度"))
     if chosen is not None and chosen.key not in dict(out):
@@ -172,7 +150,7 @@ def period_choices(today: date, chosen: Period | None) -> list[tuple[str, str]]:
     return out
 
 
-def _period_arg() -> tuple[Period | None, str | None]:
+def _period_arg() -> tuple[svc.Period | None, str | None]:
     """The ``period`` of the query string (this month when absent), or the message why not."""
     asked = request.args.get("period")
     if not asked:
@@ -273,9 +251,7 @@ def _lines(*where, limit: int | None = None, offset: int = 0, manage: bool = Fal
 
 def _month_earned(user_id: int, today: date) -> int:
     """Points earned this local month (awards and their reversals; not spending)."""
-    first = today.replace(day=1)
-    lo = local_midnight_utc(first)
-    hi = local_midnight_utc((first + timedelta(days=32)).replace(day=1))
+    lo, hi = current_period(today).bounds
     return int(db.session.scalar(
         select(func.coalesce(func.sum(PointsEntry.delta), 0))
         .where(PointsEntry.user_id == user_id, PointsEntry.kind.in_(("award", "reversal")),

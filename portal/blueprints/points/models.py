@@ -191,6 +191,11 @@ RESULTS = {"excellent": "优秀", "competent": "称职", "basic": "基本称职"
 GRADES = {"A": ("好", 20), "B": ("较好", 15), "C": ("一般", 10), "D": ("差", 0)}
 
 
+#: A town's thresholds until its staff change them.
+DEFAULT_THRESHOLDS = {"excellent_min": 90, "competent_min": 75, "basic_min": 60,
+                      "excellent_max_breaches": 0}
+
+
 class ReviewSettings(db.Model):
     """A town's 履职评议 thresholds: the score a result needs (editable by town staff)."""
 
@@ -202,11 +207,14 @@ class ReviewSettings(db.Model):
     )
 
     town_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), primary_key=True)
-    excellent_min: Mapped[int] = mapped_column(nullable=False, default=90)
-    competent_min: Mapped[int] = mapped_column(nullable=False, default=75)
-    basic_min: Mapped[int] = mapped_column(nullable=False, default=60)
+    excellent_min: Mapped[int] = mapped_column(
+        nullable=False, default=DEFAULT_THRESHOLDS["excellent_min"])
+    competent_min: Mapped[int] = mapped_column(
+        nullable=False, default=DEFAULT_THRESHOLDS["competent_min"])
+    basic_min: Mapped[int] = mapped_column(nullable=False, default=DEFAULT_THRESHOLDS["basic_min"])
     #: Most 六不得 breaches in the period that still allow 优秀 (0: any breach bars it).
-    excellent_max_breaches: Mapped[int] = mapped_column(nullable=False, default=0)
+    excellent_max_breaches: Mapped[int] = mapped_column(
+        nullable=False, default=DEFAULT_THRESHOLDS["excellent_max_breaches"])
 
 
 class Review(IdMixin, db.Model):

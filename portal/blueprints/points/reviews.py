@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from urllib.parse import quote
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
@@ -30,11 +30,18 @@ from portal.audit import record
 from portal.blueprints.auth.models import User
 from portal.blueprints.points import bp
 from portal.blueprints.points import services as svc
-from portal.blueprints.points.models import GRADES, RESULTS, Review, ReviewSettings
+from portal.blueprints.points.models import (
+    DEFAULT_THRESHOLDS,
+    GRADES,
+    RESULTS,
+    Review,
+    ReviewSettings,
+)
 from portal.blueprints.regions.models import Post, Region
 from portal.clock import local_today, to_local, utcnow
 from portal.errors import ServiceError, attempt
 from portal.extensions import db
+from portal.forms import strip, unix_newlines
 from portal.scope import ACTIONS, current_scope, get_town_or_404, town_id_of
 
 #: Roles that see and grade the 邻长 of their subtree (``services.may_review``).
@@ -55,27 +62,21 @@ EXPLAIN = {
 }
 SHARE_LABELS = {"contact_share": "联系按时率", "on_time_share": "按时响应率",
                 "neighborhood_share": "邻级办结率", "satisfaction_share": "群众满意率"}
-#: A town's thresholds before its staff change them (the model's column defaults, as
-#: ``services.review_settings`` returns them).
-SETTINGS_DEFAULTS = {c.key: c.default.arg for c in ReviewSettings.__table__.columns
-                     if c.default is not None and not c.primary_key}
+#: A town's thresholds before its staff change them.
+SETTINGS_DEFAULTS = DEFAULT_THRESHOLDS
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FIRST_YEAR, LAST_YEAR = 2000, 2099
 GRADE_MESSAGE = "请选择评议等次。"
 
 
 # -- forms ------------------------------------------------------------------------------------
-def _unix_newlines(value):
-    return value.replace("\r\n", "\n").strip() if isinstance(value, str) else value
-
-
 class GradeForm(FlaskForm):
     """The supervisor's grade and comment; the service checks both (and the period)."""
 
     grade = RadioField("评议等次", choices={k: f"{k} {label}（+{pts} 分）"
                                         for k, (label, pts) in GRADES.items()},
                        validate_choice=False)
-    comment = TextAreaField("评语", filters=[_unix_newlines],
+    comment = TextAreaField("评语", filters=[unix_newlines, strip],
                             validators=[Length(max=1000, message="评语最多 1000 字。")],
                             render_kw={"rows": 4, "maxlength": 1000,
                                        "placeholder": "履职亮点、群众反映、需要改进的地方"})
@@ -97,30 +98,16 @@ class ThresholdsForm(FlaskForm):
 
 
 # -- period and region --------------------------------------------------------------------------
-@dataclass
-class Period:
-    code: str
-    start: date
-    end: date
-
-    @property
-    def label(self) -> str:
-        return svc.period_label(self.start, self.end)
-
-    @property
-    def last(self) -> date:
-        """The last day (``end`` is exclusive)."""
-        return self.end - timedelta(days=1)
 
 
-def _period(now: datetime) -> Period:
+def _period(now: datetime) -> svc.Period:
     """``?period=`` ("2026Q3" or "2026"); the last whole quarter when absent."""
     asked = (request.args.get("period") or "").strip().upper()
     code = asked or svc.previous_quarter(local_today(now))
-    start, end = svc.period_bounds(code)
-    if not FIRST_YEAR <= start.year <= LAST_YEAR:
+    period = svc.quarter_or_year(code)
+    if not FIRST_YEAR <= period.start.year <= LAST_YEAR:
         raise ServiceError(f"评议期应在 {FIRST_YEAR} 到 {LAST_YEAR} 年之间。", "period")
-    return Period(svc.quarter_of(start) if "Q" in code else str(start.year), start, end)
+    return period
 
 
 def _period_choices(today: date, current: str | None) -> list[tuple[str, str]]:
@@ -210,10 +197,6 @@ def _node(path: str, names: dict[int, str], depth: int) -> str:
     return names.get(int(parts[depth]), "") if len(parts) > depth else ""
 
 
-def _share(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
-
-
 # -- the list -----------------------------------------------------------------------------------
 @dataclass
 class Row:
@@ -226,12 +209,12 @@ class Row:
         return self.review or self.metrics
 
 
-def _filters(now: datetime, period: Period | None, pick: RegionPick, endpoint: str,
+def _filters(now: datetime, period: svc.Period | None, pick: RegionPick, endpoint: str,
              error: str | None = None) -> dict:
     return {"now": now, "period": period, "pick": pick, "region": pick.region,
             "filter_endpoint": endpoint, "error": error, "weights": svc.WEIGHTS,
             "share_labels": SHARE_LABELS, "grades": GRADES, "penalty": svc.BREACH_PENALTY,
-            "period_choices": _period_choices(local_today(now), period.code if period else None)}
+            "period_choices": _period_choices(local_today(now), period.key if period else None)}
 
 
 @bp.get("/reviews")
@@ -275,7 +258,7 @@ class Target:
     settings: ReviewSettings | None = None
 
 
-def _target_or_404(user_id: int, period: Period | None) -> Target:
+def _target_or_404(user_id: int, period: svc.Period | None) -> Target:
     """The 邻长, their 邻, their review for the period and — when the viewer's posts are all in
     one town — that town's thresholds, in one query; 404 if the person is not a 邻长."""
     towns = current_scope().town_ids("any")
@@ -316,7 +299,7 @@ def _stored(target: Target) -> svc.Metrics:
                                    "points")})
 
 
-def _review_page(target: Target, period: Period | None, now: datetime, form=None,
+def _review_page(target: Target, period: svc.Period | None, now: datetime, form=None,
                  status: int = 200, error: str | None = None):
     scope = current_scope()
     me = current_user.id
@@ -352,7 +335,7 @@ def _review_page(target: Target, period: Period | None, now: datetime, form=None
         classes=RESULT_CLASS, headline=RESULT_HEADLINE, explain=EXPLAIN, weights=svc.WEIGHTS,
         penalty=svc.BREACH_PENALTY, supervisor=bool(scope.top_paths("supervise")),
         own=target.user_id == me, error=error,
-        period_choices=_period_choices(local_today(now), period.code if period else None),
+        period_choices=_period_choices(local_today(now), period.key if period else None),
         can_edit_settings=scope.allows("town", f"/{town_id_of(target.path)}/")), status
 
 
@@ -389,7 +372,7 @@ def review(user_id: int):
             flash(f"已评定 {target.name} {period.label}：{saved.grade_label}，"
                   f"{saved.score} 分，{saved.result_label}。")
             return redirect(url_for("points.review", user_id=target.user_id,
-                                    period=period.code), 303)
+                                    period=period.key), 303)
         # rolled back: load again what the page shows
         target = _target_or_404(user_id, period)
     return _review_page(target, period, now, form=form, status=422)
@@ -423,7 +406,7 @@ def _settings_page(town, form, status: int = 200):
 
 
 # -- the 优秀 list --------------------------------------------------------------------------------
-def _excellent_rows(region, period: Period):
+def _excellent_rows(region, period: svc.Period):
     """(review, 村, 组, 邻) of the 优秀 under the region, best first; names in one query."""
     found = svc.excellent(region.path, period.start, period.end)
     names = _path_names(r.path for r in found)
@@ -466,7 +449,7 @@ def _text(value: str | None) -> str:
     return ILLEGAL_CHARACTERS_RE.sub("", value or "")
 
 
-def _pool_workbook(region, period: Period, rows, reviewers: dict[int, str]) -> bytes:
+def _pool_workbook(region, period: svc.Period, rows, reviewers: dict[int, str]) -> bytes:
     wb = Workbook()
     ws = wb.active
     ws.title = "优秀邻长（后备干部人选）"
@@ -487,7 +470,7 @@ def _pool_workbook(region, period: Period, rows, reviewers: dict[int, str]) -> b
         cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
         cell.border = border
     for n, (r, village, group, hood) in enumerate(rows, 1):
-        share = _share(r.contacted_on_time, r.households)
+        share = svc.share(r.contacted_on_time, r.households)
         values = [n, r.user.name, village, group, hood, r.score, RESULTS[r.result], r.points,
                   share, r.comment, reviewers.get(r.reviewer_id, ""),
                   to_local(r.reviewed_at).replace(tzinfo=None)]
@@ -528,8 +511,8 @@ def reserve_pool_xlsx():
     record(current_user, "review.export", region, region.path, region=region.name,
            period=period.label, people=len(rows))
     db.session.commit()
-    filename = f"优秀邻长名单_{region.name}_{period.code}.xlsx"
+    filename = f"优秀邻长名单_{region.name}_{period.key}.xlsx"
     return Response(data, mimetype=XLSX, headers={
-        "Content-Disposition": f"attachment; filename=\"reserve_pool_{period.code}.xlsx\"; "
+        "Content-Disposition": f"attachment; filename=\"reserve_pool_{period.key}.xlsx\"; "
                                f"filename*=UTF-8''{quote(filename)}",
         "Cache-Control": "private, no-store"})

@@ -31,6 +31,7 @@ from sqlalchemy.orm import aliased, joinedload
 from portal.audit import record
 from portal.blueprints.duties.models import ChecklistItem
 from portal.blueprints.points.models import (
+    DEFAULT_THRESHOLDS,
     EVENT_ITEM_KIND,
     EVENTS,
     GRADES,
@@ -593,17 +594,58 @@ def previous_quarter(day: date) -> str:
     return quarter_of(date(day.year, (day.month - 1) // 3 * 3 + 1, 1) - timedelta(days=1))
 
 
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
 def period_label(start: date, end: date) -> str:
     if (start.month, start.day) == (1, 1) and end == date(start.year + 1, 1, 1):
         return f"{start.year} 年度"
+    if end == _next_month(start):
+        return f"{start.year} 年 {start.month} 月"
     return f"{start.year} 年第 {(start.month - 1) // 3 + 1} 季度"
+
+
+@dataclass(frozen=True)
+class Period:
+    """A month, a quarter or a year, as the ranking and the reviews are asked for."""
+
+    #: "2026-11", "2026Q4" or "2026": what ``?period=`` carries.
+    key: str
+    start: date
+    #: Exclusive.
+    end: date
+
+    @property
+    def label(self) -> str:
+        return period_label(self.start, self.end)
+
+    @property
+    def last(self) -> date:
+        """The last day."""
+        return self.end - timedelta(days=1)
+
+    @property
+    def bounds(self) -> tuple[datetime, datetime]:
+        """[start, end) as stored (naive UTC) datetimes: local midnights."""
+        return local_midnight_utc(self.start), local_midnight_utc(self.end)
+
+
+def month_period(year: int, month: int) -> Period:
+    start = date(year, month, 1)
+    return Period(f"{year}-{month:02d}", start, _next_month(start))
+
+
+def quarter_or_year(label: str) -> Period:
+    """"2026Q3" or "2026" (period_bounds' message when it is neither)."""
+    start, end = period_bounds(label)
+    return Period(quarter_of(start) if "Q" in label.upper() else str(start.year), start, end)
 
 
 def review_settings(town_id: int) -> ReviewSettings:
     """The town's thresholds (the defaults, unsaved, until staff change them)."""
     found = db.session.get(ReviewSettings, town_id)
-    return found or ReviewSettings(town_id=town_id, excellent_min=90, competent_min=75,
-                                   basic_min=60, excellent_max_breaches=0)
+    return found or ReviewSettings(town_id=town_id, **DEFAULT_THRESHOLDS)
 
 
 def save_review_settings(actor, town, data: dict) -> ReviewSettings:
@@ -631,6 +673,11 @@ def save_review_settings(actor, town, data: dict) -> ReviewSettings:
     return settings
 
 
+def share(part: int, whole: int) -> float | None:
+    """part ÷ whole, or None when there is nothing to measure."""
+    return part / whole if whole else None
+
+
 @dataclass
 class Metrics:
     """One 邻长's figures for a period, computed from the records."""
@@ -651,26 +698,22 @@ class Metrics:
     breaches: int = 0
     points: int = 0
 
-    @staticmethod
-    def _share(part: int, whole: int) -> float | None:
-        return part / whole if whole else None
-
     @property
     def contact_share(self):
-        return self._share(self.contacted_on_time, self.households)
+        return share(self.contacted_on_time, self.households)
 
     @property
     def on_time_share(self):
-        return self._share(self.requests_on_time, self.requests)
+        return share(self.requests_on_time, self.requests)
 
     @property
     def neighborhood_share(self):
         """Of the requests closed, the share closed at 邻 (微事不出邻)."""
-        return self._share(self.requests_at_neighborhood, self.requests_closed)
+        return share(self.requests_at_neighborhood, self.requests_closed)
 
     @property
     def satisfaction_share(self):
-        return self._share(self.satisfied, self.rated)
+        return share(self.satisfied, self.rated)
 
 
 #: What each part of the score weighs (the supervisor's grade adds up to 20 more).
@@ -698,10 +741,9 @@ def result_of(score: int, breaches: int, settings: ReviewSettings) -> str:
     return "incompetent"
 
 
-def _contact_windows(rule_period: str, method: str, start: date, end: date, since: datetime,
-                     now: datetime) -> list[tuple[str, datetime, datetime]]:
-    """The rule's whole windows inside [start, end) that had begun for the household (its
-    category applied) and are over by ``now``."""
+def _contact_windows(rule_period: str, method: str, start: date, end: date, now: datetime
+                     ) -> list[tuple[str, datetime, datetime]]:
+    """The rule's whole windows inside [start, end) that are over by ``now``."""
     from portal.blueprints.duties.services import next_period_start, period_start
 
     out = []
@@ -713,7 +755,7 @@ def _contact_windows(rule_period: str, method: str, start: date, end: date, sinc
         if following > end:
             break
         lo, hi = local_midnight_utc(w), local_midnight_utc(following)
-        if lo >= since and hi <= now:
+        if hi <= now:
             out.append((method, lo, hi))
         w = following
     return out
@@ -782,11 +824,16 @@ def review_metrics(path: str, start: date, end: date, now: datetime | None = Non
         households[household_id] = (hood_id, special_since, created_at)
         if at is not None:
             logs.setdefault(household_id, []).append((at, how))
+    # each rule's windows once; a household is asked for those that began once its category
+    # applied to it
+    windows = {category: [_contact_windows(r.period, r.method, start, end, now)
+                          for r in rules if r.category == category]
+               for category in ("special", "ordinary")}
     for household_id, (hood_id, special_since, created_at) in households.items():
         category = "special" if special_since is not None else "ordinary"
         since = special_since if category == "special" else created_at
-        per_rule = [w for w in (_contact_windows(r.period, r.method, start, end, since, now)
-                                for r in rules if r.category == category) if w]
+        per_rule = [w for w in ([x for x in rule if x[1] >= since] for rule in windows[category])
+                    if w]
         if not per_rule:
             continue
         credit(hood_id, "households")

@@ -40,6 +40,7 @@ from portal.blueprints.regions.models import Region
 from portal.clock import local_today
 from portal.errors import ServiceError, attempt
 from portal.extensions import db
+from portal.forms import strip
 from portal.scope import current_scope, get_town_or_404, town_id_of
 
 #: Voucher statuses as people say them.
@@ -48,10 +49,6 @@ VOUCHER_STATUS = {"issued": "未使用", "used": "已核销", "cancelled": "作�
 DESK_PAGE = 30
 MY_VOUCHERS = 50
 DATE_HINT = "日期格式不对，请按 2026-11-22 的样子填写。"
-
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def _int(label, message):
@@ -64,10 +61,10 @@ def _int(label, message):
 class RewardForm(FlaskForm):
     town_id = SelectField("所属镇", coerce=int, validate_choice=False,
                           invalid_value_message="请选择镇。")
-    name = StringField("奖励名称", filters=[_strip],
+    name = StringField("奖励名称", filters=[strip],
                        validators=[Length(max=60, message="名称最多 60 字。")],
                        render_kw={"maxlength": 60, "placeholder": "如：村BA观赛门票"})
-    description = TextAreaField("说明（可不填）", filters=[_strip],
+    description = TextAreaField("说明（可不填）", filters=[strip],
                                 validators=[Length(max=1000, message="说明最多 1000 字。")],
                                 render_kw={"rows": 3, "maxlength": 1000,
                                            "placeholder": "在哪里领、怎么用"})

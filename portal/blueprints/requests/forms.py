@@ -24,17 +24,8 @@ from wtforms.validators import (
 )
 
 from portal.blueprints.requests.models import OUTCOMES, RATINGS
+from portal.forms import strip, unix_newlines
 from portal.phones import PHONE_RE
-
-
-def unix_newlines(value):
-    """Browsers count a textarea's CR LF as one character against maxlength: count the same."""
-    return value.replace("\r\n", "\n") if isinstance(value, str) else value
-
-
-def strip(value):
-    return value.strip() if isinstance(value, str) else value
-
 
 # -- A: resident side (public intake, record for a household, rating, reopening) ---------------
 CATEGORY_MESSAGE = "请选择诉求类别。"
