@@ -70,6 +70,7 @@ def _import_models() -> None:
     from portal import audit  # noqa: F401
     from portal.blueprints.agenda import models as _g  # noqa: F401
     from portal.blueprints.auth import models as _a  # noqa: F401
+    from portal.blueprints.commendations import models as _c  # noqa: F401
     from portal.blueprints.duties import models as _d  # noqa: F401
     from portal.blueprints.points import models as _p  # noqa: F401
     from portal.blueprints.regions import models as _r  # noqa: F401

@@ -80,6 +80,9 @@ ACTION_LABELS = {
     "reward.redeem": "兑换奖励", "reward.use": "核销兑换券", "reward.create": "新增奖励",
     "reward.update": "修改奖励", "review.save": "履职评议", "review_settings.update": "修改评议分数线",
     "duty_log.void": "作废履职记录", "review.export": "导出优秀邻长名单",
+    "campaign.create": "发起评选", "campaign.notice": "评选公示", "nomination.create": "推荐人选",
+    "nomination.approve": "评定通过", "nomination.reject": "评定不通过",
+    "objection.create": "提出异议", "objection.resolve": "核实异议",
 }
 DETAIL_LABELS = {
     "name": "名称", "level": "级别", "address": "住址", "head": "户主", "head_name": "户主",
@@ -103,6 +106,9 @@ DETAIL_LABELS = {
     "score": "得分", "excellent_min": "优秀分数线", "competent_min": "称职分数线",
     "basic_min": "基本称职分数线", "excellent_max_breaches": "优秀允许负面次数",
     "reversed": "冲正积分条数", "region": "范围", "people": "人数",
+    "honour": "称号", "quota": "名额", "notice_start": "公示开始", "notice_end": "公示结束",
+    "campaign": "评选", "visits": "走访服务", "requests": "办理诉求", "disputes": "调解纠纷",
+    "households": "联系户", "upheld": "异议成立",
 }
 
 
