@@ -1,0 +1,126 @@
+"""好邻 posters: an A3 print PDF (two designs) and the same poster as a PNG sized for a WeChat
+article, cached on disk until the nomination, the campaign or the design changes.
+
+The PDF goes through portal.pdf (fonts embedded as subsets, data: URLs only); the photo is
+cropped to the frame's 3:4 with Pillow and inlined; the QR code (segno) points at the honour-wall
+entry. The PNG is the PDF's page rasterised with pdfium (pypdfium2), so both always agree.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import current_app, render_template
+from markupsafe import Markup
+
+from portal.blueprints.commendations.models import POSTER_DESIGNS, STAT_LABELS
+from portal.pdf import FONTS, render_pdf
+
+#: Bump when the template changes: cached renders of the old one are not reused.
+TEMPLATE_VERSION = 1
+#: Width of the PNG for a 公众号 article (pixels).
+PNG_WIDTH = 1080
+PHOTO_SIZE = (900, 1200)  # 3:4, the photo frame
+
+
+@dataclass
+class PosterData:
+    """What a poster shows (the view gathers it; nothing here reads the database)."""
+
+    name: str
+    honour: str
+    series: str
+    where: str
+    deeds: str
+    stats: dict
+    campaign: str
+    issuer: str
+    link: str
+    photo: bytes | None = None
+
+
+def _crop(photo: bytes) -> str:
+    """The photo cropped to 3:4 around its centre, as a JPEG data: URL."""
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(photo)) as im:
+        fitted = ImageOps.fit(ImageOps.exif_transpose(im).convert("RGB"), PHOTO_SIZE)
+    out = io.BytesIO()
+    fitted.save(out, "JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def _qr(link: str) -> str:
+    import segno
+
+    out = io.BytesIO()
+    segno.make(link, error="m").save(out, kind="svg", scale=4, border=2)
+    return "data:image/svg+xml;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def poster_html(data: PosterData, design: str) -> str:
+    if design not in POSTER_DESIGNS:
+        raise ValueError(design)
+    stats = [(label, data.stats.get(key, 0)) for key, label in STAT_LABELS.items()]
+    return render_template(
+        "commendations/print_poster.html", design=design, fonts=Markup(FONTS),
+        name=data.name, honour=data.honour, series=data.series, where=data.where,
+        deeds=data.deeds, stats=stats, campaign=data.campaign, issuer=data.issuer,
+        qr=_qr(data.link), photo=_crop(data.photo) if data.photo else None)
+
+
+def cache_key(data: PosterData, design: str) -> str:
+    """Changes whenever anything printed changes (or the template does)."""
+    h = hashlib.sha256()
+    for part in (TEMPLATE_VERSION, design, data.name, data.honour, data.series, data.where,
+                 data.deeds, sorted(data.stats.items()), data.campaign, data.issuer,
+                 data.link):
+        h.update(repr(part).encode())
+        h.update(b"\0")
+    h.update(hashlib.sha256(data.photo or b"").digest())
+    return h.hexdigest()[:32]
+
+
+def _cache_dir() -> Path:
+    folder = Path(current_app.instance_path) / "cache" / "posters"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def poster_pdf(data: PosterData, design: str) -> tuple[bytes, bool]:
+    """(PDF, rendered now?): a cached render is reused until anything printed changes."""
+    path = _cache_dir() / f"{cache_key(data, design)}.pdf"
+    if path.exists():
+        return path.read_bytes(), False
+    pdf = render_pdf(poster_html(data, design))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(pdf)
+    tmp.replace(path)  # atomic: a reader never sees half a file
+    return pdf, True
+
+
+def poster_png(data: PosterData, design: str) -> bytes:
+    """The poster as a PNG PNG_WIDTH pixels wide (A3's proportions), cached like the PDF."""
+    path = _cache_dir() / f"{cache_key(data, design)}-{PNG_WIDTH}.png"
+    if path.exists():
+        return path.read_bytes()
+    import pypdfium2 as pdfium
+
+    pdf, _ = poster_pdf(data, design)
+    document = pdfium.PdfDocument(pdf)
+    try:
+        page = document[0]
+        scale = PNG_WIDTH / page.get_width()
+        image = page.render(scale=scale).to_pil()
+    finally:
+        document.close()
+    out = io.BytesIO()
+    image.save(out, "PNG", optimize=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(out.getvalue())
+    tmp.replace(path)
+    return out.getvalue()
