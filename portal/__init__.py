@@ -16,7 +16,9 @@ PUBLIC_ENDPOINTS = {"auth.login", "static", "health", "requests.public_home",
                     "requests.public_detail", "requests.public_rate", "requests.public_reopen",
                     "requests.public_photo", "agenda.public_vote", "agenda.public_ballot",
                     "agenda.public_cast", "agenda.public_leave", "points.public_ranking",
-                    "points.public_person"}
+                    "points.public_person", "commendations.public_notice",
+                    "commendations.public_object", "commendations.honour_wall",
+                    "commendations.honour_entry"}
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -42,6 +44,7 @@ def create_app(config: dict | None = None) -> Flask:
     _import_models()
     from portal.blueprints.agenda import bp as agenda_bp
     from portal.blueprints.auth import bp as auth_bp
+    from portal.blueprints.commendations import bp as commendations_bp
     from portal.blueprints.duties import bp as duties_bp
     from portal.blueprints.points import bp as points_bp
     from portal.blueprints.regions import bp as regions_bp
@@ -53,6 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(requests_bp)
     app.register_blueprint(agenda_bp)
     app.register_blueprint(points_bp)
+    app.register_blueprint(commendations_bp)
 
     from portal import errors
 

@@ -331,10 +331,26 @@ def _route_args(world) -> dict[str, int | str]:
     redemption = Redemption(reward_id=reward.id, user_id=world.neighbor_chief.id,
                             path=world.hood1.path, cost=5, code="ABCDEFGH23")
     db.session.add_all([breach, redemption])
+    from datetime import date
+
+    from portal.blueprints.commendations.models import Campaign, Nomination
+
+    campaign = Campaign(town_id=world.town.id, region_id=world.town.id, path=world.town.path,
+                        title="2026 年度好邻", honour="好邻", quota=3,
+                        period_start=date(2026, 1, 1), period_end=date(2027, 1, 1),
+                        notice_start=date(2026, 1, 1), notice_end=date(2030, 1, 1),
+                        status="notice", created_by_id=world.town_staff.id)
+    db.session.add(campaign)
+    db.session.flush()
+    nomination = Nomination(campaign_id=campaign.id, user_id=world.neighbor_chief.id,
+                            post_id=post.id, path=world.hood1.path, deeds="常年照看独居老人。",
+                            stats={}, nominated_by_id=world.village_staff.id)
+    db.session.add(nomination)
     db.session.commit()
     return {"meeting_id": meeting.id, "venue_id": venue.id, "log_id": log.id,
             "entry_id": entry, "breach_id": breach.id, "reward_id": reward.id,
-            "redemption_id": redemption.id,
+            "redemption_id": redemption.id, "campaign_id": campaign.id,
+            "nomination_id": nomination.id,
             "item_id": item.id, "household_id": world.hh1.id, "region_id": world.hood1.id,
             "post_id": post.id, "tag_id": tag.id, "town_id": world.town.id,
             "user_id": world.group_chief.id, "token": household.intake_token,
@@ -388,7 +404,8 @@ KNOWN_POST_ENDPOINTS = {"auth.login", "auth.logout", "auth.password", "duties.lo
                         "duties.log_void", "points.reverse", "points.rules", "points.redeem",
                         "points.voucher_use", "points.reward_new", "points.reward_edit",
                         "points.breach_new", "points.breach_answer", "points.breach_withdraw",
-                        "points.review", "points.review_settings"}
+                        "points.review", "points.review_settings",
+                        "commendations.public_object"}
 
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])

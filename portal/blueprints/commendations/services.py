@@ -16,7 +16,8 @@ from portal.extensions import db
 from portal.scope import town_id_of
 
 
-def _today(now: datetime | None) -> date:
+def today(now: datetime | None = None) -> date:
+    """The local date (tests move the clock through this module's utcnow)."""
     return to_local(now or utcnow()).date()
 
 
@@ -41,7 +42,7 @@ def create_campaign(actor, scope, region, data: dict, now: datetime | None = Non
         raise ServiceError("统计截止日期应晚于开始日期。", "period_end")
     if days["notice_end"] < days["notice_start"]:
         raise ServiceError("公示结束日期不能早于开始日期。", "notice_end")
-    if days["notice_start"] < _today(now):
+    if days["notice_start"] < today(now):
         raise ServiceError("公示开始日期不能早于今天。", "notice_start")
     design = data.get("design") or "red"
     campaign = Campaign(town_id=region.town_id, region_id=region.id, path=region.path,
@@ -130,8 +131,8 @@ def open_notice(actor, scope, campaign: Campaign, now: datetime | None = None) -
 
 
 def in_notice(campaign: Campaign, now: datetime | None = None) -> bool:
-    today = _today(now)
-    return campaign.status == "notice" and campaign.notice_start <= today <= campaign.notice_end
+    day = today(now)
+    return campaign.status == "notice" and campaign.notice_start <= day <= campaign.notice_end
 
 
 def lodge_objection(nomination: Nomination, campaign: Campaign, reason: str, contact: str = "",
@@ -171,7 +172,7 @@ def decide(actor, scope, campaign: Campaign, nomination: Nomination, approve: bo
         raise PermissionError("由镇干部审定。")
     if campaign.status != "notice":
         raise ServiceError("公示之后才能审定。")
-    if _today(now) <= campaign.notice_end:
+    if today(now) <= campaign.notice_end:
         raise ServiceError(f"公示期到 {campaign.notice_end} 结束，结束后才能审定。")
     if nomination.status != "nominated":
         raise ServiceError("这位人选已经审定过了。")
