@@ -171,7 +171,9 @@ def current_scope() -> Scope:
     return g.scope
 
 
-def _check(path: str, action: str) -> None:
+def check_path(path: str, action: str) -> None:
+    """404 when ``path`` is outside what the user may see or do; 403 when they see it but their
+    role may not do ``action`` there."""
     scope = current_scope()
     if not scope.can_view(path) and not scope.allows(action, path):
         abort(404)
@@ -185,7 +187,7 @@ def get_region_or_404(region_id: int, action: str = "view"):
     region = db.session.get(Region, region_id)
     if region is None:
         abort(404)
-    _check(region.path, action)
+    check_path(region.path, action)
     return region
 
 
@@ -203,7 +205,7 @@ def get_household_or_404(household_id: int, action: str = "view"):
     ).unique().scalar_one_or_none()
     if household is None:
         abort(404)
-    _check(household.neighborhood.path, action)
+    check_path(household.neighborhood.path, action)
     return household
 
 
@@ -219,7 +221,7 @@ def get_post_or_404(post_id: int, action: str = "manage"):
     ).scalar_one_or_none()
     if post is None:
         abort(404)
-    _check(post.region.path if post.region_id else "/", action)
+    check_path(post.region.path if post.region_id else "/", action)
     return post
 
 

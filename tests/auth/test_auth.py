@@ -346,11 +346,16 @@ def _route_args(world) -> dict[str, int | str]:
                             post_id=post.id, path=world.hood1.path, deeds="常年照看独居老人。",
                             stats={}, nominated_by_id=world.village_staff.id)
     db.session.add(nomination)
+    db.session.flush()
+    from portal.blueprints.commendations.models import Objection
+
+    objection = Objection(nomination_id=nomination.id, reason="走访记录是补记的。")
+    db.session.add(objection)
     db.session.commit()
     return {"meeting_id": meeting.id, "venue_id": venue.id, "log_id": log.id,
             "entry_id": entry, "breach_id": breach.id, "reward_id": reward.id,
             "redemption_id": redemption.id, "campaign_id": campaign.id,
-            "nomination_id": nomination.id,
+            "nomination_id": nomination.id, "objection_id": objection.id,
             "item_id": item.id, "household_id": world.hh1.id, "region_id": world.hood1.id,
             "post_id": post.id, "tag_id": tag.id, "town_id": world.town.id,
             "user_id": world.group_chief.id, "token": household.intake_token,
@@ -405,7 +410,9 @@ KNOWN_POST_ENDPOINTS = {"auth.login", "auth.logout", "auth.password", "duties.lo
                         "points.voucher_use", "points.reward_new", "points.reward_edit",
                         "points.breach_new", "points.breach_answer", "points.breach_withdraw",
                         "points.review", "points.review_settings",
-                        "commendations.public_object"}
+                        "commendations.public_object", "commendations.campaign_new",
+                        "commendations.nominate", "commendations.open_notice",
+                        "commendations.resolve", "commendations.decide"}
 
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])

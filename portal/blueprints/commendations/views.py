@@ -1,0 +1,260 @@
+"""Staff pages of 好邻: campaigns, nominating a 邻长 (with a photo), opening the 公示, resolving
+objections, and the town's decision. Views parse, call one service, commit and redirect (303);
+a refusal re-renders with the message (422, nothing saved)."""
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from sqlalchemy import select
+from wtforms import (
+    BooleanField,
+    DateField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+
+from portal.blueprints.commendations import bp
+from portal.blueprints.commendations import services as svc
+from portal.blueprints.commendations.models import (
+    POSTER_DESIGNS,
+    STAT_LABELS,
+    Campaign,
+    Nomination,
+    Objection,
+)
+from portal.blueprints.commendations.public import where_of
+from portal.blueprints.regions.models import Post, Region
+from portal.errors import ServiceError, attempt, show_on_form
+from portal.extensions import db
+from portal.photos import new_photo_name, process_photo, store_photo
+from portal.scope import check_path, current_scope, path_range
+
+
+def _strip(v):
+    return v.strip() if isinstance(v, str) else v
+
+
+class CampaignForm(FlaskForm):
+    region_id = SelectField("评选范围", coerce=int, validate_choice=False)
+    title = StringField("活动名称", filters=[_strip], render_kw={"maxlength": 60})
+    honour = StringField("荣誉称号（印在海报上）", filters=[_strip], render_kw={"maxlength": 20})
+    quota = IntegerField("名额", render_kw={"min": 1, "max": 1000, "inputmode": "numeric"})
+    period_start = DateField("统计开始日期")
+    period_end = DateField("统计截止日期（不含）")
+    notice_start = DateField("公示开始日期")
+    notice_end = DateField("公示结束日期（含）")
+    design = SelectField("海报样式", choices=dict(POSTER_DESIGNS))
+
+
+class NominateForm(FlaskForm):
+    post_id = SelectField("邻长", coerce=int, validate_choice=False)
+    deeds = TextAreaField("主要事迹", filters=[_strip],
+                          render_kw={"rows": 6, "maxlength": 1500,
+                                     "placeholder": "写具体的事：走访了谁、办成了什么（至少 20 字）"})
+    photo = FileField("照片（可不填，JPG 或 PNG）", render_kw={"accept": "image/*"})
+
+
+class ResolveForm(FlaskForm):
+    upheld = BooleanField("异议成立")
+    resolution = TextAreaField("核实情况", filters=[_strip], render_kw={"rows": 3,
+                                                                    "maxlength": 1000})
+
+
+class DecideForm(FlaskForm):
+    note = StringField("说明（可不填）", filters=[_strip], render_kw={"maxlength": 200})
+
+
+def _staff():
+    if not current_scope().can_manage_any:
+        abort(403)
+
+
+def _reaches(scope, path: str) -> bool:
+    """The user manages ``path`` or a region inside it (a village cadre and the town's
+    campaign: they nominate their village's 邻长)."""
+    return any(p.startswith(path) or path.startswith(p) for p in scope.top_paths("manage"))
+
+
+def _campaign_or_404(campaign_id: int) -> Campaign:
+    campaign = db.session.get(Campaign, campaign_id)
+    if campaign is None:
+        abort(404)
+    if not _reaches(current_scope(), campaign.path):
+        check_path(campaign.path, "manage")  # 404 out of sight, 403 seen but not managed
+    return campaign
+
+
+@bp.get("/haolin/")
+def campaigns():
+    _staff()
+    scope = current_scope()
+    towns = scope.town_ids("manage")
+    q = select(Campaign)
+    if towns is not None:
+        q = q.where(Campaign.town_id.in_(towns))
+    rows = [c for c in db.session.scalars(q.order_by(Campaign.id.desc()).limit(200))
+            if _reaches(scope, c.path)]
+    return render_template("commendations/campaigns.html", rows=rows)
+
+
+@bp.route("/haolin/new", methods=["GET", "POST"])
+def campaign_new():
+    _staff()
+    scope = current_scope()
+    regions = list(db.session.scalars(scope.regions("manage").where(
+        Region.level.in_(("town", "village"))).order_by(Region.path).limit(500)))
+    form = CampaignForm()
+    form.region_id.choices = {r.id: r.name for r in regions}
+    if request.method == "POST":
+        region = next((r for r in regions if r.id == form.region_id.data), None)
+        if form.validate_on_submit():
+            if region is None:
+                show_on_form(form, ServiceError("请选择镇或村(社区)。", "region_id"))
+            else:
+                data = {k: getattr(form, k).data for k in (
+                    "title", "honour", "quota", "period_start", "period_end", "notice_start",
+                    "notice_end", "design")}
+                made = []
+                if attempt(form, lambda: made.append(svc.create_campaign(
+                        current_user, scope, region, data))):
+                    db.session.commit()
+                    flash("评选已发起。下一步：推荐人选。")
+                    return redirect(url_for("commendations.campaign",
+                                            campaign_id=made[0].id), 303)
+        db.session.rollback()
+        return render_template("commendations/campaign_form.html", form=form), 422
+    return render_template("commendations/campaign_form.html", form=form)
+
+
+def _campaign_page(campaign: Campaign, status: int = 200, errors: dict | None = None):
+    from portal.blueprints.auth.models import User
+
+    scope = current_scope()
+    q = select(Nomination).where(Nomination.campaign_id == campaign.id)
+    if not scope.allows("manage", campaign.path):  # a village's cadre: their village's own
+        q = q.where(scope.region_clause(Nomination.path, "manage"))
+    rows = list(db.session.scalars(q.order_by(Nomination.path, Nomination.id)))
+    names = dict(db.session.execute(select(User.id, User.name).where(
+        User.id.in_([n.user_id for n in rows]))).all())
+    objections: dict[int, list[Objection]] = {}
+    for o in db.session.scalars(select(Objection).where(
+            Objection.nomination_id.in_([n.id for n in rows])).order_by(Objection.id)):
+        objections.setdefault(o.nomination_id, []).append(o)
+    return render_template(
+        "commendations/campaign.html", campaign=campaign, rows=rows, names=names,
+        where=where_of(n.path for n in rows), objections=objections, labels=STAT_LABELS,
+        errors=errors or {}, resolve=ResolveForm(formdata=None), decide=DecideForm(formdata=None),
+        can_decide=scope.allows("town", f"/{campaign.town_id}/"),
+        can_publish=scope.allows("manage", campaign.path),
+        after_notice=svc.today() > campaign.notice_end), status
+
+
+@bp.get("/haolin/<int:campaign_id>")
+def campaign(campaign_id: int):
+    return _campaign_page(_campaign_or_404(campaign_id))
+
+
+def _refused(campaign, key: str, error: ServiceError):
+    db.session.rollback()
+    return _campaign_page(campaign, 422, {key: error.message})
+
+
+@bp.post("/haolin/<int:campaign_id>/notice")
+def open_notice(campaign_id: int):
+    campaign = _campaign_or_404(campaign_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    try:
+        svc.open_notice(current_user, current_scope(), campaign)
+    except ServiceError as e:
+        return _refused(campaign, "notice", e)
+    db.session.commit()
+    flash("已公示。公示期内任何人都可以在公示页提出异议。")
+    return redirect(url_for("commendations.campaign", campaign_id=campaign.id), 303)
+
+
+@bp.post("/haolin/objections/<int:objection_id>/resolve")
+def resolve(objection_id: int):
+    objection = db.session.get(Objection, objection_id)
+    if objection is None:
+        abort(404)
+    nomination = db.session.get(Nomination, objection.nomination_id)
+    campaign = _campaign_or_404(nomination.campaign_id)
+    form = ResolveForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        svc.resolve_objection(current_user, current_scope(), objection, nomination,
+                              form.upheld.data, form.resolution.data)
+    except ServiceError as e:
+        return _refused(campaign, f"o{objection.id}", e)
+    db.session.commit()
+    flash("异议已处理。")
+    return redirect(url_for("commendations.campaign", campaign_id=campaign.id,
+                            _anchor=f"n{nomination.id}"), 303)
+
+
+@bp.post("/haolin/nominations/<int:nomination_id>/decide")
+def decide(nomination_id: int):
+    nomination = db.session.get(Nomination, nomination_id)
+    if nomination is None:
+        abort(404)
+    campaign = _campaign_or_404(nomination.campaign_id)
+    form = DecideForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        svc.decide(current_user, current_scope(), campaign, nomination,
+                   request.form.get("approve") == "1", form.note.data)
+    except ServiceError as e:
+        return _refused(campaign, f"n{nomination.id}", e)
+    db.session.commit()
+    flash("已审定。")
+    return redirect(url_for("commendations.campaign", campaign_id=campaign.id,
+                            _anchor=f"n{nomination.id}"), 303)
+
+
+@bp.route("/haolin/<int:campaign_id>/nominate", methods=["GET", "POST"])
+def nominate(campaign_id: int):
+    campaign = _campaign_or_404(campaign_id)
+    scope = current_scope()
+    from portal.blueprints.auth.models import User
+
+    chiefs = db.session.execute(
+        select(Post, User.name, Region.path).join(User, User.id == Post.user_id)
+        .join(Region, Region.id == Post.region_id)
+        .where(Post.role == "neighbor_chief", Post.ended_at.is_(None),
+               path_range(Region.path, campaign.path),
+               scope.region_clause(Region.path, "manage"))
+        .order_by(Region.path, User.name).limit(2000)).all()
+    where = where_of(path for _, _, path in chiefs)
+    form = NominateForm()
+    form.post_id.choices = {p.id: f"{name}（{where[path]}）" for p, name, path in chiefs}
+    if request.method == "GET" and request.args.get("post", type=int):
+        form.post_id.data = request.args.get("post", type=int)
+    if request.method == "POST":
+        post = next((p for p, _, _ in chiefs if p.id == form.post_id.data), None)
+        if form.validate_on_submit():
+            try:
+                photo = process_photo(form.photo.data)
+                if post is None:
+                    raise ServiceError("请选择要推荐的邻长。", "post_id")
+                name = new_photo_name() if photo else None
+                svc.nominate(current_user, scope, campaign, post, form.deeds.data, name)
+                if photo:
+                    store_photo("commendation", name, photo)
+            except ServiceError as e:
+                db.session.rollback()
+                show_on_form(form, e)
+            else:
+                db.session.commit()
+                flash("已推荐。")
+                return redirect(url_for("commendations.campaign", campaign_id=campaign.id),
+                                303)
+        db.session.rollback()
+        return render_template("commendations/nominate.html", campaign=campaign,
+                               form=form), 422
+    return render_template("commendations/nominate.html", campaign=campaign, form=form)
