@@ -12,8 +12,10 @@ from portal.blueprints.commendations import bp
 from portal.blueprints.commendations import services as svc
 from portal.blueprints.commendations.models import STAT_LABELS, Campaign, Nomination
 from portal.blueprints.regions.models import Region
+from portal.blueprints.regions.services import where_of
 from portal.errors import attempt
 from portal.extensions import db, limiter
+from portal.forms import strip, unix_newlines
 from portal.scope import path_range
 
 PUBLIC = frozenset({"commendations.public_notice", "commendations.public_object",
@@ -28,22 +30,11 @@ objection_limit = limiter.shared_limit(_post_limit, scope="objection", methods=[
 
 
 class ObjectionForm(FlaskForm):
-    reason = TextAreaField("异议理由", filters=[lambda v: (v or "").strip()],
+    reason = TextAreaField("异议理由", filters=[strip, unix_newlines],
                            render_kw={"maxlength": 1000, "rows": 3,
                                       "placeholder": "写明事实，便于核实（至少 10 个字）"})
     contact = StringField("联系方式（可不填，只给核实的干部看）",
-                          filters=[lambda v: (v or "").strip()], render_kw={"maxlength": 60})
-
-
-def where_of(paths) -> dict[str, str]:
-    """Path → "村 · 组 · 邻" names, one query for every path given."""
-    paths = list(paths)
-    ids = {int(i) for p in paths for i in p.strip("/").split("/")[1:]}
-    names = dict(db.session.execute(
-        select(Region.id, Region.name).where(Region.id.in_(ids))).all())
-    return {p: " · ".join(names.get(int(i), "") for i in p.strip("/").split("/")[1:]
-                          if int(i) in names and names.get(int(i)))
-            for p in paths}
+                          filters=[strip], render_kw={"maxlength": 60})
 
 
 def _published(campaign_id: int) -> Campaign:

@@ -25,22 +25,19 @@ from portal.blueprints.commendations.models import (
     Nomination,
     Objection,
 )
-from portal.blueprints.commendations.public import where_of
 from portal.blueprints.regions.models import Post, Region
+from portal.blueprints.regions.services import where_of
 from portal.errors import ServiceError, attempt, show_on_form
 from portal.extensions import db
+from portal.forms import strip, unix_newlines
 from portal.photos import new_photo_name, process_photo, store_photo
 from portal.scope import check_path, current_scope, path_range
 
 
-def _strip(v):
-    return v.strip() if isinstance(v, str) else v
-
-
 class CampaignForm(FlaskForm):
     region_id = SelectField("评选范围", coerce=int, validate_choice=False)
-    title = StringField("活动名称", filters=[_strip], render_kw={"maxlength": 60})
-    honour = StringField("荣誉称号（印在海报上）", filters=[_strip], render_kw={"maxlength": 20})
+    title = StringField("活动名称", filters=[strip], render_kw={"maxlength": 60})
+    honour = StringField("荣誉称号（印在海报上）", filters=[strip], render_kw={"maxlength": 20})
     quota = IntegerField("名额", render_kw={"min": 1, "max": 1000, "inputmode": "numeric"})
     period_start = DateField("统计开始日期")
     period_end = DateField("统计截止日期（不含）")
@@ -51,7 +48,7 @@ class CampaignForm(FlaskForm):
 
 class NominateForm(FlaskForm):
     post_id = SelectField("邻长", coerce=int, validate_choice=False)
-    deeds = TextAreaField("主要事迹", filters=[_strip],
+    deeds = TextAreaField("主要事迹", filters=[strip, unix_newlines],
                           render_kw={"rows": 6, "maxlength": 1500,
                                      "placeholder": "写具体的事：走访了谁、办成了什么（至少 20 字）"})
     photo = FileField("照片（可不填，JPG 或 PNG）", render_kw={"accept": "image/*"})
@@ -59,12 +56,12 @@ class NominateForm(FlaskForm):
 
 class ResolveForm(FlaskForm):
     upheld = BooleanField("异议成立")
-    resolution = TextAreaField("核实情况", filters=[_strip], render_kw={"rows": 3,
+    resolution = TextAreaField("核实情况", filters=[strip, unix_newlines], render_kw={"rows": 3,
                                                                     "maxlength": 1000})
 
 
 class DecideForm(FlaskForm):
-    note = StringField("说明（可不填）", filters=[_strip], render_kw={"maxlength": 200})
+    note = StringField("说明（可不填）", filters=[strip], render_kw={"maxlength": 200})
 
 
 def _staff():

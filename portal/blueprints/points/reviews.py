@@ -38,6 +38,7 @@ from portal.blueprints.points.models import (
     ReviewSettings,
 )
 from portal.blueprints.regions.models import Post, Region
+from portal.blueprints.regions.services import node_name, path_names
 from portal.clock import local_today, to_local, utcnow
 from portal.errors import ServiceError, attempt
 from portal.extensions import db
@@ -181,20 +182,6 @@ def _pick_region(scope, action: str) -> RegionPick:
     pick = RegionPick(region, [(r.id, "　" * (r.path.count("/") - top) + r.name) for r in shown])
     pick.parent = next((r for r in shown if r.id == region.parent_id), None)
     return pick
-
-
-def _path_names(paths) -> dict[int, str]:
-    """Names of every node on the given paths, in one query."""
-    ids = {int(p) for path in paths for p in path.strip("/").split("/") if p}
-    if not ids:
-        return {}
-    return dict(db.session.execute(select(Region.id, Region.name).where(Region.id.in_(ids))).all())
-
-
-def _node(path: str, names: dict[int, str], depth: int) -> str:
-    """Name of the node at ``depth`` of a path (1 村, 2 片, 3 组, 4 邻)."""
-    parts = path.strip("/").split("/")
-    return names.get(int(parts[depth]), "") if len(parts) > depth else ""
 
 
 # -- the list -----------------------------------------------------------------------------------
@@ -409,8 +396,8 @@ def _settings_page(town, form, status: int = 200):
 def _excellent_rows(region, period: svc.Period):
     """(review, 村, 组, 邻) of the 优秀 under the region, best first; names in one query."""
     found = svc.excellent(region.path, period.start, period.end)
-    names = _path_names(r.path for r in found)
-    return [(r, _node(r.path, names, 1), _node(r.path, names, 3), _node(r.path, names, 4))
+    names = path_names(r.path for r in found)
+    return [(r, node_name(r.path, names, 1), node_name(r.path, names, 3), node_name(r.path, names, 4))
             for r in found]
 
 

@@ -214,6 +214,28 @@ def end_post(actor, post: Post) -> None:
            holder=post.user.name, phone=mask_phone(post.user.phone), role=post.role)
 
 
+def path_names(paths) -> dict[int, str]:
+    """Names of every region on the given paths, in one query."""
+    ids = {int(p) for path in paths for p in path.strip("/").split("/") if p}
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(Region.id, Region.name).where(Region.id.in_(ids))).all())
+
+
+def node_name(path: str, names: dict[int, str], depth: int) -> str:
+    """Name of the node at ``depth`` of a path (0 镇, 1 村, 2 片, 3 组, 4 邻)."""
+    parts = path.strip("/").split("/")
+    return names.get(int(parts[depth]), "") if len(parts) > depth else ""
+
+
+def where_of(paths) -> dict[str, str]:
+    """Path → "村 · 片 · 组 · 邻" (the town left out), one query for every path given."""
+    paths = list(paths)
+    names = path_names(paths)
+    return {p: " · ".join(n for n in (names.get(int(i), "") for i in p.strip("/").split("/")[1:]) if n)
+            for p in paths}
+
+
 def children_of(region: Region) -> list[Region]:
     return list(db.session.scalars(
         select(Region).where(Region.parent_id == region.id).order_by(Region.name)))
