@@ -10,18 +10,35 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from portal.errors import ServiceError
 
+#: What a phone's camera or gallery gives; anything else is refused by name.
+PHOTO_FORMATS = {"JPEG": "JPG", "PNG": "PNG", "WEBP": "WEBP", "MPO": "JPG"}
 
-def process_photo(upload) -> bytes | None:
+
+def process_photo(upload, min_side: int = 0) -> bytes | None:
     """Downscaled JPEG bytes without metadata (EXIF, GPS, XMP, comments), or None when no file
-    was chosen."""
+    was chosen. Refused with a message that says what to do: not a JPG/PNG/WebP picture, more
+    than PHOTO_MAX_BYTES or PHOTO_MAX_PIXELS, or a shorter side under ``min_side`` pixels (a
+    printed photo needs enough of them)."""
     if upload is None or not getattr(upload, "filename", ""):
         return None
-    raw = upload.read()
+    cfg = current_app.config
+    raw = upload.read(cfg["PHOTO_MAX_BYTES"] + 1)
     if not raw:
         return None
-    side = current_app.config["PHOTO_MAX_SIDE"]
+    if len(raw) > cfg["PHOTO_MAX_BYTES"]:
+        raise ServiceError(f"照片太大（超过 {cfg['PHOTO_MAX_BYTES'] // 1024 // 1024} MB），"
+                           "请换一张或压缩后再传。", "photo")
+    side = cfg["PHOTO_MAX_SIDE"]
     try:
         with Image.open(io.BytesIO(raw)) as img:
+            if img.format not in PHOTO_FORMATS:
+                raise ServiceError("只能上传 JPG、PNG 或 WebP 格式的照片。", "photo")
+            width, height = img.size
+            if width * height > cfg["PHOTO_MAX_PIXELS"]:
+                raise ServiceError("照片像素太多，请换一张。", "photo")
+            if min(width, height) < min_side:
+                raise ServiceError(f"照片太小（{width}×{height}），印出来会模糊；"
+                                   f"请换一张短边不少于 {min_side} 像素的照片。", "photo")
             img.draft(None, (side, side))  # JPEG: decode at 1/2…1/8 scale when that suffices
             img.load()
             img = ImageOps.exif_transpose(img)

@@ -22,6 +22,10 @@ MAX_CONTENT_LENGTH = 8 * 1024 * 1024
 UPLOAD_DIR = None
 #: Photos are downscaled so their longer side is at most this many pixels.
 PHOTO_MAX_SIDE = 1280
+#: An uploaded photo may be at most this many bytes and this many pixels (a phone's 48 MP
+#: camera is allowed; a decompression bomb is not).
+PHOTO_MAX_BYTES = 7 * 1024 * 1024
+PHOTO_MAX_PIXELS = 60_000_000
 
 RATELIMIT_STORAGE_URI = "memory://"
 RATELIMIT_HEADERS_ENABLED = True

@@ -5,6 +5,7 @@ Set PORTAL_TEST_DATABASE_URL=postgresql://… to run everything on PostgreSQL.
 """
 
 import contextvars
+import io
 import os
 import re
 import threading
@@ -15,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 from flask.testing import FlaskClient
+from PIL import Image
 from sqlalchemy import create_engine, event, make_url, text
 
 from portal import create_app
@@ -421,3 +423,21 @@ def run_at_once(app, jobs, timeout=30):
         t.join(timeout)
     assert not any(t.is_alive() for t in threads)
     return results
+
+
+def jpeg(size=(3000, 2000), *, exif=None, comment=None, fmt="JPEG", mode="RGB") -> bytes:
+    img = Image.new(mode, size, (200, 40, 40) if mode == "RGB" else (200, 40, 40, 255))
+    out = io.BytesIO()
+    kwargs = {}
+    if exif is not None:
+        kwargs["exif"] = exif
+    if comment is not None:
+        kwargs["comment"] = comment
+    img.save(out, fmt, **kwargs)
+    return out.getvalue()
+
+
+@pytest.fixture
+def make_image():
+    """make_image(size, exif=Image.Exif(), comment=b"", fmt="JPEG") → encoded image bytes."""
+    return jpeg

@@ -4,13 +4,11 @@ Time-dependent code is tested at a fixed instant: ``frozen_now`` makes the dutie
 services see ``NOW`` (Wednesday 2026-01-21 12:00 in Asia/Shanghai) as the current time.
 """
 
-import io
 from datetime import datetime
 from html.parser import HTMLParser
 from types import SimpleNamespace
 
 import pytest
-from PIL import Image
 from sqlalchemy import func, select
 
 from portal.extensions import db
@@ -209,21 +207,3 @@ def count_rows(app):
         return db.session.scalar(select(func.count()).select_from(model))
 
     return count
-
-
-def jpeg(size=(3000, 2000), *, exif=None, comment=None, fmt="JPEG", mode="RGB") -> bytes:
-    img = Image.new(mode, size, (200, 40, 40) if mode == "RGB" else (200, 40, 40, 255))
-    out = io.BytesIO()
-    kwargs = {}
-    if exif is not None:
-        kwargs["exif"] = exif
-    if comment is not None:
-        kwargs["comment"] = comment
-    img.save(out, fmt, **kwargs)
-    return out.getvalue()
-
-
-@pytest.fixture
-def make_image():
-    """make_image(size, exif=Image.Exif(), comment=b"", fmt="JPEG") → encoded image bytes."""
-    return jpeg
