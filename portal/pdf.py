@@ -7,6 +7,7 @@
   markup — is refused, so a PDF can never read the server's files or call out.
 """
 
+from pathlib import Path
 from urllib.parse import quote
 
 from flask import Response
@@ -41,11 +42,14 @@ def render_pdf(html: str) -> bytes:
     return HTML(string=html, base_url=None, url_fetcher=_fetcher()).write_pdf()
 
 
-def pdf_response(data: bytes, filename: str, download: bool = False) -> Response:
-    """Send a PDF with a Chinese file name (RFC 6266 / 5987) and no caching by shared caches."""
+def pdf_response(data: bytes, filename: str, download: bool = False,
+                 mimetype: str = "application/pdf") -> Response:
+    """Send a PDF (or another printed file, e.g. a poster's PNG) with a Chinese file name
+    (RFC 6266 / 5987) and no caching by shared caches."""
     disposition = "attachment" if download else "inline"
-    response = Response(data, mimetype="application/pdf")
+    response = Response(data, mimetype=mimetype)
+    fallback = "document" + (Path(filename).suffix or ".pdf")
     response.headers["Content-Disposition"] = (
-        f"{disposition}; filename=document.pdf; filename*=UTF-8''{quote(filename)}")
+        f"{disposition}; filename={fallback}; filename*=UTF-8''{quote(filename)}")
     response.headers["Cache-Control"] = "private, no-cache"
     return response

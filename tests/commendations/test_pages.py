@@ -5,25 +5,18 @@ resolves it, and the town approves once the period is over."""
 import io
 from datetime import datetime
 
-from PIL import Image
 from sqlalchemy import func, select
 
 from portal.blueprints.commendations.models import Campaign, Nomination, Objection
 from portal.extensions import db
 from tests.commendations.test_public import clock  # noqa: F401 (fixture)
 from tests.commendations.test_services import chief_post
-from tests.conftest import Browser, csrf_from
+from tests.conftest import Browser, csrf_from, jpeg
 
 CAMPAIGN = {"title": "2026 年度测试镇好邻", "honour": "测试好邻", "quota": "2",
             "period_start": "2026-01-01", "period_end": "2027-01-01",
             "notice_start": "2026-11-21", "notice_end": "2026-11-27", "design": "red"}
 DEEDS = "常年义务照看独居老人，组织邻里清理山塘，三年走访不断。"
-
-
-def jpeg() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (800, 600), (10, 120, 200)).save(out, "JPEG")
-    return out.getvalue()
 
 
 def count(model) -> int:
@@ -50,7 +43,7 @@ def test_campaign_from_start_to_approval(world, login_as, clock, client):  # noq
     done = village.c.post(f"/haolin/{campaign.id}/nominate",
                           data={"csrf_token": village.token, "deeds": DEEDS,
                                 "post_id": str(chief_post(world.neighbor_chief).id),
-                                "photo": (io.BytesIO(jpeg()), "me.jpg")},
+                                "photo": (io.BytesIO(jpeg((800, 600))), "me.jpg")},
                           content_type="multipart/form-data")
     assert done.status_code == 303
     nomination = db.session.scalar(select(Nomination))

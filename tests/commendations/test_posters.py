@@ -9,6 +9,7 @@ from PIL import Image
 
 from portal.blueprints.commendations import posters
 from portal.blueprints.commendations.posters import PosterData
+from tests.conftest import jpeg
 
 needs_poppler = pytest.mark.skipif(shutil.which("pdftotext") is None,
                                    reason="poppler-utils (make test installs it)")
@@ -33,12 +34,6 @@ def data(**changes) -> PosterData:
                   link="http://127.0.0.1/honour/1", photo=None)
     fields.update(changes)
     return PosterData(**fields)
-
-
-def jpeg(size=(1200, 900)) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, (200, 120, 80)).save(out, "JPEG")
-    return out.getvalue()
 
 
 @needs_poppler
@@ -68,7 +63,7 @@ def test_cached_until_something_printed_changes(app):
         assert fresh and not fresh_again and again == first
         assert posters.poster_pdf(data(deeds="改过的事迹，内容不同了。"), "red")[1]
         assert posters.poster_pdf(data(), "plain")[1]  # the other design
-        assert posters.poster_pdf(data(photo=jpeg()), "red")[1]
+        assert posters.poster_pdf(data(photo=jpeg((1200, 900))), "red")[1]
 
 
 def test_the_png_is_article_sized_and_the_photo_fits(app):

@@ -68,6 +68,10 @@ class Campaign(IdMixin, TimestampMixin, db.Model):
     def status_label(self) -> str:
         return CAMPAIGN_STATUSES[self.status]
 
+    @property
+    def design_label(self) -> str:
+        return POSTER_DESIGNS[self.design]
+
 
 class Nomination(IdMixin, TimestampMixin, db.Model):
     __tablename__ = "nominations"

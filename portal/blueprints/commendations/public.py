@@ -3,7 +3,16 @@ nominee during the notice period, and the honour wall with one page per 标兵 (
 codes point there). They show a nominee's name, where they serve, the title, deeds and figures —
 nothing of the residents they serve."""
 
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    send_from_directory,
+    url_for,
+)
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import StringField, TextAreaField
@@ -16,6 +25,7 @@ from portal.blueprints.regions.services import where_of
 from portal.errors import attempt
 from portal.extensions import db, limiter
 from portal.forms import strip, unix_newlines
+from portal.photos import photo_dir
 from portal.scope import path_range
 
 PUBLIC = frozenset({"commendations.public_notice", "commendations.public_object",
@@ -119,3 +129,23 @@ def honour_entry(nomination_id: int):
     return render_template("commendations/honour_entry.html", n=nomination, campaign=campaign,
                            name=name, where=where_of([nomination.path])[nomination.path],
                            labels=STAT_LABELS, town=db.session.get(Region, campaign.town_id))
+
+
+@bp.get("/rongyu/photo/<int:nomination_id>")
+def photo(nomination_id: int):
+    """A nominee's photo: public once the campaign is published (as their name and deeds are),
+    before that only to the cadres who reach the campaign."""
+    nomination = db.session.get(Nomination, nomination_id)
+    if nomination is None or not nomination.photo:
+        abort(404)
+    campaign = db.session.get(Campaign, nomination.campaign_id)
+    if campaign.status == "nominating" or nomination.status == "withdrawn":
+        if not current_user.is_authenticated:
+            abort(404)
+        from portal.blueprints.commendations.views import _campaign_or_404
+
+        _campaign_or_404(campaign.id)
+    response = send_from_directory(photo_dir("commendation"), nomination.photo,
+                                   mimetype="image/jpeg")
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -170,12 +170,12 @@ def decide(actor, scope, campaign: Campaign, nomination: Nomination, approve: bo
     an objection is open, and an upheld objection rules approval out."""
     if not scope.allows("town", f"/{town_id_of(campaign.path)}/"):
         raise PermissionError("由镇干部审定。")
+    if nomination.status != "nominated":
+        raise ServiceError("这位人选已经审定过了。")
     if campaign.status != "notice":
         raise ServiceError("公示之后才能审定。")
     if today(now) <= campaign.notice_end:
         raise ServiceError(f"公示期到 {campaign.notice_end} 结束，结束后才能审定。")
-    if nomination.status != "nominated":
-        raise ServiceError("这位人选已经审定过了。")
     objections = db.session.execute(select(Objection.resolved_at, Objection.upheld).where(
         Objection.nomination_id == nomination.id)).all()
     if any(resolved is None for resolved, _ in objections):
@@ -184,6 +184,9 @@ def decide(actor, scope, campaign: Campaign, nomination: Nomination, approve: bo
         raise ServiceError("有异议经核实成立，不能评定。")
     note = clean_text(note, "说明", 200, field="note")
     if approve:
+        # the campaign's row locked (PostgreSQL): two approvals at once cannot pass the quota
+        db.session.execute(select(Campaign.id).where(Campaign.id == campaign.id)
+                           .with_for_update())
         approved = db.session.scalar(select(func.count()).select_from(Nomination).where(
             Nomination.campaign_id == campaign.id, Nomination.status == "approved"))
         if approved >= campaign.quota:
@@ -193,3 +196,7 @@ def decide(actor, scope, campaign: Campaign, nomination: Nomination, approve: bo
     nomination.decision_note = note
     record(actor, "nomination.approve" if approve else "nomination.reject", nomination,
            nomination.path, note=note)
+    db.session.flush()
+    if not db.session.scalar(select(func.count()).select_from(Nomination).where(
+            Nomination.campaign_id == campaign.id, Nomination.status == "nominated")):
+        campaign.status = "closed"  # every nomination decided: the campaign is over

@@ -33,6 +33,9 @@ from portal.forms import strip, unix_newlines
 from portal.photos import new_photo_name, process_photo, store_photo
 from portal.scope import check_path, current_scope, path_range
 
+#: A poster's photo frame is about 9 × 12 cm: fewer pixels than this print blurred.
+PHOTO_MIN_SIDE = 480
+
 
 class CampaignForm(FlaskForm):
     region_id = SelectField("评选范围", coerce=int, validate_choice=False)
@@ -228,19 +231,24 @@ def nominate(campaign_id: int):
                scope.region_clause(Region.path, "manage"))
         .order_by(Region.path, User.name).limit(2000)).all()
     where = where_of(path for _, _, path in chiefs)
+    excellent = _excellent(campaign, {p.user_id: (p, f"{name}（{where[path]}）")
+                                      for p, name, path in chiefs})
     form = NominateForm()
     form.post_id.choices = {p.id: f"{name}（{where[path]}）" for p, name, path in chiefs}
     if request.method == "GET" and request.args.get("post", type=int):
         form.post_id.data = request.args.get("post", type=int)
+    page = {"campaign": campaign, "form": form, "excellent": excellent}
     if request.method == "POST":
         post = next((p for p, _, _ in chiefs if p.id == form.post_id.data), None)
         if form.validate_on_submit():
             try:
-                photo = process_photo(form.photo.data)
+                photo = process_photo(form.photo.data, min_side=PHOTO_MIN_SIDE)
                 if post is None:
                     raise ServiceError("请选择要推荐的邻长。", "post_id")
                 name = new_photo_name() if photo else None
-                svc.nominate(current_user, scope, campaign, post, form.deeds.data, name)
+                review = next((r for r, p, *_ in excellent if p.id == post.id), None)
+                svc.nominate(current_user, scope, campaign, post, form.deeds.data, name,
+                             review_id=review.id if review else None)
                 if photo:
                     store_photo("commendation", name, photo)
             except ServiceError as e:
@@ -252,6 +260,31 @@ def nominate(campaign_id: int):
                 return redirect(url_for("commendations.campaign", campaign_id=campaign.id),
                                 303)
         db.session.rollback()
-        return render_template("commendations/nominate.html", campaign=campaign,
-                               form=form), 422
-    return render_template("commendations/nominate.html", campaign=campaign, form=form)
+        return render_template("commendations/nominate.html", **page), 422
+    return render_template("commendations/nominate.html", **page)
+
+
+def _excellent(campaign: Campaign, posts: dict) -> list[tuple]:
+    """履职评议 优秀 of periods within the campaign's, for the 邻长 the user may nominate
+    (``posts``: user id → (post, label)): (review, post, label, already nominated?, period),
+    best score first."""
+    from portal.blueprints.points.models import Review
+    from portal.blueprints.points.services import period_label
+
+    if not posts:
+        return []
+    reviews = db.session.scalars(
+        select(Review).where(Review.result == "excellent", Review.town_id == campaign.town_id,
+                             Review.user_id.in_(posts), path_range(Review.path, campaign.path),
+                             Review.period_start >= campaign.period_start,
+                             Review.period_end <= campaign.period_end)
+        .order_by(Review.score.desc(), Review.period_end.desc())).all()
+    taken = set(db.session.scalars(select(Nomination.user_id).where(
+        Nomination.campaign_id == campaign.id, Nomination.user_id.in_(posts))))
+    seen, rows = set(), []
+    for r in reviews:  # a person's best period once
+        if r.user_id not in seen:
+            seen.add(r.user_id)
+            rows.append((r, *posts[r.user_id], r.user_id in taken,
+                         period_label(r.period_start, r.period_end)))
+    return rows

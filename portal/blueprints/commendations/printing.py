@@ -1,0 +1,144 @@
+"""Printing 好邻 posters (staff who reach the campaign): one approved 标兵's poster as the A3 PDF
+or as the PNG for a WeChat article, in either design; and the campaign's batch print, every
+approved poster in one PDF, rendered in the background while the page shows a progress bar
+(htmx polls it; without JavaScript the page refreshes itself).
+
+What a poster prints is gathered here in a fixed number of queries for any number of posters
+(nominations with names, the region names of their paths, the town), and the photos are read
+from disk; posters.py renders and caches.
+"""
+
+from __future__ import annotations
+
+from flask import abort, current_app, flash, redirect, request, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+
+from portal.blueprints.auth.models import User
+from portal.blueprints.commendations import bp, posters
+from portal.blueprints.commendations.models import POSTER_DESIGNS, Campaign, Nomination
+from portal.blueprints.commendations.posters import PosterData
+from portal.blueprints.commendations.views import _campaign_or_404
+from portal.blueprints.regions.models import Region
+from portal.blueprints.regions.services import node_name, path_names
+from portal.extensions import db
+from portal.htmx import render_page_or_partial
+from portal.pdf import pdf_response
+from portal.photos import photo_dir
+from portal.scope import current_scope
+
+
+def photo_bytes(name: str | None) -> bytes | None:
+    if not name:
+        return None
+    path = photo_dir("commendation") / name
+    return path.read_bytes() if path.exists() else None
+
+
+def poster_data(campaign: Campaign, nominations: list[Nomination]) -> list[PosterData]:
+    """What each nomination's poster prints (three queries, whatever the number)."""
+    names = dict(db.session.execute(select(User.id, User.name).where(
+        User.id.in_([n.user_id for n in nominations]))).all())
+    regions = path_names([campaign.path] + [n.path for n in nominations])
+    top = db.session.get(Region, campaign.region_id)
+    town = regions.get(campaign.town_id, "")
+    issuer = posters.issuer_of(top.level, top.name)
+    return [PosterData(
+        name=names[n.user_id], honour=campaign.honour, series=posters.series_of(town),
+        where=" · ".join(p for p in (town, node_name(n.path, regions, 1),
+                                     node_name(n.path, regions, 3)) if p),
+        deeds=n.deeds, stats=n.stats or {}, campaign=campaign.title, issuer=issuer,
+        link=url_for("commendations.honour_entry", nomination_id=n.id, _external=True),
+        photo=photo_bytes(n.photo)) for n in nominations]
+
+
+def _approved(campaign: Campaign) -> list[Nomination]:
+    """The campaign's 标兵 the user prints: all of them, or a village cadre's own village's
+    (as the campaign page lists them)."""
+    scope = current_scope()
+    q = select(Nomination).where(Nomination.campaign_id == campaign.id,
+                                 Nomination.status == "approved")
+    if not scope.allows("manage", campaign.path):
+        q = q.where(scope.region_clause(Nomination.path, "manage"))
+    return list(db.session.scalars(q.order_by(Nomination.path, Nomination.id)))
+
+
+def _design(campaign: Campaign) -> str:
+    design = request.args.get("design") or campaign.design
+    if design not in POSTER_DESIGNS:
+        abort(404)
+    return design
+
+
+def _one(nomination_id: int) -> tuple[Campaign, Nomination, PosterData]:
+    nomination = db.session.get(Nomination, nomination_id)
+    if nomination is None:
+        abort(404)
+    campaign = _campaign_or_404(nomination.campaign_id)
+    scope = current_scope()
+    if nomination.status != "approved" or not (scope.allows("manage", campaign.path)
+                                               or scope.allows("manage", nomination.path)):
+        abort(404)  # posters are for 标兵 the town has approved, printed by their cadres
+    return campaign, nomination, poster_data(campaign, [nomination])[0]
+
+
+@bp.get("/haolin/nominations/<int:nomination_id>/poster.pdf")
+def poster_pdf(nomination_id: int):
+    campaign, _, data = _one(nomination_id)
+    design = _design(campaign)
+    pdf, _ = posters.poster_pdf(data, design)
+    return pdf_response(pdf, f"{data.name}-{data.honour}-A3.pdf",
+                        download=bool(request.args.get("download")))
+
+
+@bp.get("/haolin/nominations/<int:nomination_id>/poster.png")
+def poster_png(nomination_id: int):
+    campaign, _, data = _one(nomination_id)
+    png = posters.poster_png(data, _design(campaign))
+    return pdf_response(png, f"{data.name}-{data.honour}.png",
+                        download=bool(request.args.get("download")), mimetype="image/png")
+
+
+def _batch_state(campaign: Campaign) -> dict:
+    approved = _approved(campaign)
+    data = poster_data(campaign, approved)
+    done = sum(posters.is_cached(d, campaign.design) for d in data)
+    key = f"{campaign.id}:" + ",".join(str(n.id) for n in approved)  # one batch per selection
+    return {"campaign": campaign, "total": len(data), "done": done, "key": key,
+            "running": posters.batch_running(key), "data": data}
+
+
+@bp.get("/haolin/<int:campaign_id>/posters")
+def batch(campaign_id: int):
+    campaign = _campaign_or_404(campaign_id)
+    state = _batch_state(campaign)
+    return render_page_or_partial("commendations/batch.html", "commendations/_batch.html",
+                                  "batch", form=FlaskForm(), **state)
+
+
+@bp.post("/haolin/<int:campaign_id>/posters")
+def batch_start(campaign_id: int):
+    campaign = _campaign_or_404(campaign_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    state = _batch_state(campaign)
+    if not state["total"]:
+        flash("还没有评定的标兵，没有海报可印。")
+    else:
+        todo = [(d, campaign.design) for d in state["data"]
+                if not posters.is_cached(d, campaign.design)]
+        if todo:
+            posters.start_batch(current_app._get_current_object(), state["key"], todo)
+    return redirect(url_for("commendations.batch", campaign_id=campaign.id), 303)
+
+
+@bp.get("/haolin/<int:campaign_id>/posters.pdf")
+def batch_pdf(campaign_id: int):
+    campaign = _campaign_or_404(campaign_id)
+    state = _batch_state(campaign)
+    if not state["total"] or state["done"] < state["total"]:
+        flash("海报还没有全部生成，请先生成。")
+        return redirect(url_for("commendations.batch", campaign_id=campaign.id), 303)
+    merged = posters.merge_pdfs([posters.poster_pdf(d, campaign.design)[0]
+                                 for d in state["data"]])
+    return pdf_response(merged, f"{campaign.title}-海报合订本.pdf", download=True)
