@@ -199,6 +199,18 @@ points.reward.edit       t1   200   200        403           403        403     
 points.reward.edit       t2   200   404        404           404        404         404            404       404
 points.review.settings   t1   200   200        403           403        403         403            403       404
 points.review.settings   t2   200   404        404           404        404         404            404       404
+haolin.campaign          v1   200   200        200           404        404         404            404       404
+haolin.campaign          v2   200   200        404           404        404         404            404       404
+haolin.campaign          t2   200   404        404           404        404         404            404       404
+haolin.nominate          v1   200   200        200           404        404         404            404       404
+haolin.nominate          v2   200   200        404           404        404         404            404       404
+haolin.nominate          t2   200   404        404           404        404         404            404       404
+haolin.poster            v1   200   200        200           404        404         404            404       404
+haolin.poster            v2   200   200        404           404        404         404            404       404
+haolin.poster            t2   200   404        404           404        404         404            404       404
+haolin.batch             v1   200   200        200           404        404         404            404       404
+haolin.batch             v2   200   200        404           404        404         404            404       404
+haolin.batch             t2   200   404        404           404        404         404            404       404
 """
 
 
@@ -319,6 +331,11 @@ ROUTES = {
     "points.reward.edit": ("GET", lambda o: f"/points/rewards/{o.reward}", None, None),
     "points.review.settings": ("GET", lambda o: f"/points/reviews/settings?town={o.town}", None,
                                None),
+    "haolin.campaign": ("GET", lambda o: f"/haolin/{o.campaign}", None, None),
+    "haolin.nominate": ("GET", lambda o: f"/haolin/{o.campaign}/nominate", None, None),
+    "haolin.poster": ("GET", lambda o: f"/haolin/nominations/{o.nomination}/poster.pdf", None,
+                      None),
+    "haolin.batch": ("GET", lambda o: f"/haolin/{o.campaign}/posters", None, None),
 }
 
 
@@ -456,6 +473,31 @@ def _points(ns):
     return chief.id, entry, breach.id, reward.id, redemption.id
 
 
+def _commendations(ns, chief_id: int, by_id: int):
+    """A village's 好邻 campaign, over, with the 邻长 of the second 邻 approved."""
+    from datetime import date
+
+    from portal.blueprints.commendations.models import Campaign, Nomination
+    from portal.blueprints.regions.models import Post, Region
+
+    village = db.session.get(Region, int(ns.hood.path.strip("/").split("/")[1]))
+    campaign = Campaign(town_id=ns.town.id, region_id=village.id, path=village.path,
+                        title=f"{village.name}好邻", honour="好邻", quota=3,
+                        period_start=date(2026, 1, 1), period_end=date(2027, 1, 1),
+                        notice_start=date(2026, 1, 1), notice_end=date(2026, 1, 7),
+                        status="closed", created_by_id=by_id)
+    db.session.add(campaign)
+    db.session.flush()
+    post = db.session.scalar(select(Post.id).where(Post.user_id == chief_id))
+    nomination = Nomination(campaign_id=campaign.id, user_id=chief_id, post_id=post,
+                            path=ns.hoodb.path, deeds="常年照看独居老人，组织邻里清理山塘。",
+                            stats={"households": 3}, nominated_by_id=by_id,
+                            status="approved", decided_by_id=by_id, decided_at=datetime(2026, 1, 8))
+    db.session.add(nomination)
+    db.session.flush()
+    return campaign.id, nomination.id
+
+
 @pytest.fixture
 def places(app, world):
     """Ids of the objects each row of the table asks about (built in one transaction)."""
@@ -493,13 +535,15 @@ def places(app, world):
         request_id, offered_id = _requests(ns.hh.id)
         venue_id, meeting_id, aitem_id, six = _agenda(ns, world.admin.id)
         pchief, entry, breach, reward, redemption = _points(ns)
+        campaign, nomination = _commendations(ns, pchief, world.admin.id)
         out[key] = SimpleNamespace(town=ns.town.id, group=ns.group.id, hood=ns.hood.id,
                                    hoodb=ns.hoodb.id, hh=ns.hh.id, post=post.id, log=log_id,
                                    duty_item=item_id, tag=tag_id, item=last_item,
                                    request=request_id, offered=offered_id, venue=venue_id,
                                    meeting=meeting_id, aitem=aitem_id, six=six, pchief=pchief,
                                    entry=entry, breach=breach, reward=reward,
-                                   redemption=redemption)
+                                   redemption=redemption, campaign=campaign,
+                                   nomination=nomination)
     db.session.commit()
     out["t1"] = out["v1"]
     return out

@@ -202,3 +202,16 @@ def test_a_blurry_photo_is_refused_with_nothing_saved(world, login_as, clock, ph
         content_type="multipart/form-data")
     assert got.status_code == 422 and "照片太小（320×240）" in got.get_data(as_text=True)
     assert db.session.scalar(select(Nomination)) is None and not list(photos.iterdir())
+
+
+def test_pages_stay_within_the_query_budget(world, login_as, client, approved, count_queries):
+    campaign, first, _ = approved
+    town = login_as(world.town_staff)
+    for c, url in ((town, f"/haolin/{campaign.id}"), (town, f"/haolin/{campaign.id}/posters"),
+                   (town, f"/haolin/{campaign.id}/nominate"),
+                   (client, f"/gongshi/haolin/{campaign.id}"),
+                   (client, f"/rongyu/{world.town.id}"),
+                   (client, f"/rongyu/entry/{first.id}")):
+        with count_queries() as n:
+            assert c.get(url).status_code == 200, url
+        assert n.count <= 8, (url, n.count, n.statements)
