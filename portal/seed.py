@@ -1,7 +1,7 @@
 """`flask seed demo`: a town modelled on 江背镇 (Changsha County), for trying the portal out."""
 
 import random
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
@@ -131,10 +131,11 @@ def load_demo(seed: int = 2023) -> dict:
     requests = _demo_requests(random.Random(seed + 1), town, holders, households, now)
     agenda_items = _demo_agenda(random.Random(seed + 2), town, holders, households, now)
     ledger = _demo_points(town, holders, households, logs, now)
+    commended = _demo_commendations(town, holders, now)
     db.session.commit()
     return {"村/社区": len(VILLAGES), "邻": len(VILLAGES) * 16, "户": len(households),
             "账号": len(users), "履职记录": len(logs), "民情诉求": requests, "议题": agenda_items,
-            **ledger}
+            **ledger, **commended}
 
 
 def _demo_logs(rng, households, duty_items, contact_item, now,
@@ -825,3 +826,76 @@ def _demo_points(town, holders, households, logs, now) -> dict:
     db.session.flush()
     return {"积分记录": db.session.scalar(select(func.count()).select_from(PointsEntry)),
             "履职评议": reviews}
+
+
+#: What the demo's nominees did (the deeds are written by the cadre who nominates).
+DEMO_DEEDS = [
+    "坚持每周上门看望独居老人，帮邻里代缴水电费、代购药品；今年牵头清理组里的山塘和水沟，"
+    "协调解决了两户人家的宅基地纠纷。",
+    "联系的户家家进了微信群，通知事事有回音；汛期连夜挨户转移低洼处的三户老人，"
+    "事后组织邻里互助修缮房屋。",
+    "把屋场会开在自家禾坪上，收集的路灯、垃圾清运等诉求都在邻里办结；"
+    "带动邻里参加志愿服务，积分在组里排第一。",
+    "调解邻里之间的排水、占道纠纷，没有一件上交；每逢节日组织慰问困难户，是大家公认的热心人。",
+]
+
+
+def _demo_commendations(town, holders, now) -> dict:
+    """好邻, through the services with the seed's clock:
+
+    * last quarter's 优秀邻长 (a town campaign, plain posters): every 邻长 the 履职评议 rated
+      优秀 nominated by the town office; an objection during the 公示 was checked by 特立村's
+      cadre and found groundless; all approved after the period: they are on the honour wall;
+    * this year's 江背好邻 (red posters): three nominees, 胡新林 among them, in their 公示 now —
+      anyone may object on the public page until it ends."""
+    from portal.blueprints.commendations import services as haolin
+    from portal.blueprints.points import services as points
+    from portal.blueprints.points.models import Review
+
+    regions, by_name, act = _acting(town, holders)
+    today = local_today(now)
+
+    def at(days: int) -> datetime:  # 10:00 local, ``days`` from today
+        return local_midnight_utc(today + timedelta(days=days)) + timedelta(hours=10)
+
+    office = act(holders[(town.id, "town_staff")])
+    posts = {p.user_id: p for p in db.session.scalars(select(Post).where(
+        Post.role == "neighbor_chief", Post.region_id.in_(list(regions))))}
+
+    # -- last quarter's 优秀邻长: over, on the honour wall ----------------------------------------
+    start, end = points.period_bounds(points.previous_quarter(today))
+    quarter = haolin.create_campaign(*office, town, {
+        "title": f"{points.period_label(start, end)}优秀邻长", "honour": "优秀邻长", "quota": 5,
+        "period_start": start, "period_end": end, "notice_start": today - timedelta(days=14),
+        "notice_end": today - timedelta(days=8), "design": "plain"}, now=at(-16))
+    best = db.session.scalars(select(Review).where(
+        Review.town_id == town.id, Review.result == "excellent", Review.period_start == start)
+        .order_by(Review.score.desc()).limit(quarter.quota)).all()
+    nominated = [haolin.nominate(*office, quarter, posts[r.user_id], DEMO_DEEDS[i % 4],
+                                 review_id=r.id, now=at(-15)) for i, r in enumerate(best)]
+    haolin.open_notice(*office, quarter, now=at(-15))
+    if nominated:
+        objection = haolin.lodge_objection(
+            nominated[0], quarter, "听说他有几次走访是电话里问的，没有上门，请核实。",
+            now=at(-12))
+        village = next(r for r in regions.values()
+                       if r.level == "village" and nominated[0].path.startswith(r.path))
+        haolin.resolve_objection(
+            *act(holders[(village.id, "village_staff")]), objection, nominated[0], False,
+            "逐户核对了走访记录并回访了三户，上门走访属实；电话联系是另外记录的，异议不成立。",
+            now=at(-10))
+    for n in nominated:
+        haolin.decide(*office, quarter, n, True, "公示期满，经核实审定。", now=at(-7))
+
+    # -- this year's 江背好邻: in its 公示 --------------------------------------------------------
+    year = haolin.create_campaign(*office, town, {
+        "title": f"{today.year} 年度江背好邻", "honour": "江背好邻", "quota": 3,
+        "period_start": date(today.year, 1, 1), "period_end": date(today.year + 1, 1, 1),
+        "notice_start": today - timedelta(days=2), "notice_end": today + timedelta(days=5),
+        "design": "red"}, now=at(-6))
+    for i, name in enumerate(("杨家井一邻", "枫树湾一邻", "老街一邻")):
+        chief = holders[(by_name[name].id, "neighbor_chief")]
+        haolin.nominate(*office, year, posts[chief.id], DEMO_DEEDS[(i + 1) % 4], now=at(-5))
+    haolin.open_notice(*office, year, now=at(-2))
+    db.session.flush()
+    return {"好邻评选": 2, "标兵": len(nominated)}
