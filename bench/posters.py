@@ -5,7 +5,8 @@
 Renders, in a test request context on a throwaway SQLite app (the poster code reads no data):
 the first poster (fonts loaded, cold), then ``--renders`` more with different deeds (warm, the
 cache bypassed), each design, with and without a photo; then a cache hit; then ``--batch``
-posters one after another as a campaign's batch print would. Prints the medians and sizes as
+posters one after another as a campaign's batch print would, and their merge into one PDF;
+then a PNG from a cached PDF. Prints the medians and sizes as
 JSON and writes bench/results/posters-<timestamp>.json.
 """
 
@@ -72,15 +73,28 @@ def main() -> int:
         posters.poster_pdf(data(0), "red")
         out["cache_hit_s"] = round(time.perf_counter() - started, 4)
         started = time.perf_counter()
-        for i in range(args.batch):
-            posters.poster_pdf(data(1000 + i, with_photo=True), "red")
+        batch = [posters.poster_pdf(data(1000 + i, with_photo=True), "red")[0]
+                 for i in range(args.batch)]
         out[f"batch_{args.batch}_s"] = round(time.perf_counter() - started, 2)
+        started = time.perf_counter()
+        merged = posters.merge_pdfs(batch)
+        out[f"batch_{args.batch}_merge_s"] = round(time.perf_counter() - started, 3)
+        out[f"batch_{args.batch}_bytes"] = len(merged)
+        out["png_s"] = round(_png_time(posters, data(2000)), 3)
     print(json.dumps(out, ensure_ascii=False, indent=1))
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
     (results / f"posters-{datetime.now():%Y%m%d-%H%M%S}.json").write_text(
         json.dumps(out, ensure_ascii=False, indent=1))
     return 0
+
+
+def _png_time(posters, d) -> float:
+    """The PNG of a poster whose PDF is cached (what a second download costs to rasterise)."""
+    posters.poster_pdf(d, "red")
+    started = time.perf_counter()
+    posters.poster_png(d, "red")
+    return time.perf_counter() - started
 
 
 if __name__ == "__main__":
