@@ -82,6 +82,7 @@ ACTION_LABELS = {
     "duty_log.void": "作废履职记录", "review.export": "导出优秀邻长名单",
     "campaign.create": "发起评选", "campaign.notice": "评选公示", "nomination.create": "推荐人选",
     "nomination.approve": "评定通过", "nomination.reject": "评定不通过",
+    "nomination.withdraw": "撤回推荐",
     "objection.create": "提出异议", "objection.resolve": "核实异议",
 }
 DETAIL_LABELS = {

@@ -413,7 +413,7 @@ KNOWN_POST_ENDPOINTS = {"auth.login", "auth.logout", "auth.password", "duties.lo
                         "commendations.public_object", "commendations.campaign_new",
                         "commendations.nominate", "commendations.open_notice",
                         "commendations.resolve", "commendations.decide",
-                        "commendations.batch_start"}
+                        "commendations.batch_start", "commendations.withdraw"}
 
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])

@@ -215,3 +215,25 @@ def test_pages_stay_within_the_query_budget(world, login_as, client, approved, c
         with count_queries() as n:
             assert c.get(url).status_code == 200, url
         assert n.count <= 8, (url, n.count, n.statements)
+
+
+def test_a_withdrawn_nominee_leaves_the_public_notice(world, login_as, client, clock):  # noqa: F811
+    c = campaign_of(world)
+    n = svc.nominate(world.town_staff, scope(world.town_staff), c,
+                     chief_post(world.neighbor_chief), DEEDS, now=NOW)
+    svc.nominate(world.town_staff, scope(world.town_staff), c,
+                 chief_post(world.neighbor_chief2), DEEDS, now=NOW)
+    svc.open_notice(world.town_staff, scope(world.town_staff), c, now=NOW)
+    db.session.commit()
+    village = Browser(login_as(world.village_staff))
+    page = village.get(f"/haolin/{c.id}").get_data(as_text=True)
+    assert "撤回推荐" in page and "确认撤回" in page  # behind a confirmation step
+    short = village.post(f"/haolin/nominations/{n.id}/withdraw", reason="错")
+    assert short.status_code == 422 and "撤回原因" in short.get_data(as_text=True)
+    assert village.post(f"/haolin/nominations/{n.id}/withdraw",
+                        reason="核实后不符合条件").status_code == 303
+    page = village.get(f"/haolin/{c.id}").get_data(as_text=True)
+    assert "已撤回" in page and "核实后不符合条件" in page
+    public = client.get(f"/gongshi/haolin/{c.id}").get_data(as_text=True)
+    assert world.neighbor_chief2.name in public and "核实后不符合条件" not in public
+    assert f'id="n{n.id}"' not in public

@@ -151,3 +151,33 @@ def test_campaign_validation(world):
     with pytest.raises(PermissionError):
         svc.create_campaign(world.group_chief, scope(world.group_chief), world.village1, base,
                             now=NOW)
+
+
+def test_withdraw_keeps_the_record_and_allows_a_new_nomination(world, campaign):
+    from portal.audit import AuditEntry
+
+    n = nominate(world, campaign)
+    with pytest.raises(ServiceError, match="撤回原因"):
+        svc.withdraw(world.village_staff, scope(world.village_staff), campaign, n, "错")
+    with pytest.raises(PermissionError):
+        svc.withdraw(world.group_chief, scope(world.group_chief), campaign, n, "推荐错了人")
+    svc.withdraw(world.village_staff, scope(world.village_staff), campaign, n, "事迹要重写")
+    db.session.commit()
+    assert n.status == "withdrawn" and n.decision_note == "事迹要重写"
+    assert db.session.scalar(select(AuditEntry).where(AuditEntry.action == "nomination.withdraw"))
+    with pytest.raises(ServiceError, match="不能再撤回"):
+        svc.withdraw(world.village_staff, scope(world.village_staff), campaign, n, "再撤一次")
+    again = nominate(world, campaign)  # the same row, nominated afresh
+    assert again.id == n.id and again.status == "nominated" and again.decision_note == ""
+
+
+def test_withdrawing_the_last_nominee_of_a_notice_closes_the_campaign(world, campaign):
+    n = nominate(world, campaign)
+    svc.open_notice(world.town_staff, scope(world.town_staff), campaign, now=NOW)
+    svc.withdraw(world.village_staff, scope(world.village_staff), campaign, n,
+                 "核实后发现有违规")
+    db.session.commit()
+    assert campaign.status == "closed"
+    with pytest.raises(ServiceError, match="已经审定过了"):
+        svc.decide(world.town_staff, scope(world.town_staff), campaign, n, True,
+                   now=datetime(2026, 11, 28, 2))

@@ -100,16 +100,22 @@ def nominate(actor, scope, campaign: Campaign, chief_post, deeds: str, photo: st
     if not scope.allows("manage", hood.path):
         raise PermissionError("由村(社区)或镇干部推荐。")
     deeds = clean_text(deeds, "主要事迹", 1500, minimum=20, field="deeds")
-    taken = db.session.scalar(select(func.count()).select_from(Nomination).where(
+    earlier = db.session.scalar(select(Nomination).where(
         Nomination.campaign_id == campaign.id, Nomination.user_id == chief_post.user_id))
-    if taken:
+    if earlier is not None and earlier.status != "withdrawn":
         raise ServiceError("这位邻长已经被推荐过了。", "post_id")
     stats = stats_snapshot(chief_post.user_id, [hood.id], campaign.period_start,
                            campaign.period_end)
-    nomination = Nomination(campaign_id=campaign.id, user_id=chief_post.user_id,
-                            post_id=chief_post.id, path=hood.path, deeds=deeds, photo=photo,
-                            stats=stats, review_id=review_id, nominated_by_id=actor.id)
-    db.session.add(nomination)
+    fields = dict(post_id=chief_post.id, path=hood.path, deeds=deeds, photo=photo, stats=stats,
+                  review_id=review_id, nominated_by_id=actor.id, status="nominated",
+                  decided_by_id=None, decided_at=None, decision_note="")
+    if earlier is not None:  # withdrawn, nominated again (one row per person and campaign)
+        nomination = earlier
+        for key, value in fields.items():
+            setattr(nomination, key, value)
+    else:
+        nomination = Nomination(campaign_id=campaign.id, user_id=chief_post.user_id, **fields)
+        db.session.add(nomination)
     db.session.flush()
     record(actor, "nomination.create", nomination, hood.path, campaign=campaign.title,
            **stats)
@@ -196,7 +202,30 @@ def decide(actor, scope, campaign: Campaign, nomination: Nomination, approve: bo
     nomination.decision_note = note
     record(actor, "nomination.approve" if approve else "nomination.reject", nomination,
            nomination.path, note=note)
+    _close_when_decided(campaign)
+
+
+def _close_when_decided(campaign: Campaign) -> None:
+    """Once published, a campaign with no nomination left to decide is over."""
     db.session.flush()
-    if not db.session.scalar(select(func.count()).select_from(Nomination).where(
-            Nomination.campaign_id == campaign.id, Nomination.status == "nominated")):
-        campaign.status = "closed"  # every nomination decided: the campaign is over
+    if campaign.status == "notice" and not db.session.scalar(
+            select(func.count()).select_from(Nomination).where(
+                Nomination.campaign_id == campaign.id, Nomination.status == "nominated")):
+        campaign.status = "closed"
+
+
+def withdraw(actor, scope, campaign: Campaign, nomination: Nomination, reason: str,
+             now: datetime | None = None) -> None:
+    """The cadres over a nominee take the nomination back before the town decides (the wrong
+    person, deeds to rewrite, facts an objection brought out). It stays on record with the
+    reason, leaves the public 公示, and the person may be nominated again while nominating."""
+    if not scope.allows("manage", nomination.path):
+        raise PermissionError("由村(社区)或镇干部撤回推荐。")
+    if nomination.status != "nominated":
+        raise ServiceError("这位人选已经审定或撤回，不能再撤回。")
+    reason = clean_text(reason, "撤回原因", 200, minimum=4, field="reason")
+    nomination.status = "withdrawn"
+    nomination.decided_by_id, nomination.decided_at = actor.id, now or utcnow()
+    nomination.decision_note = reason
+    record(actor, "nomination.withdraw", nomination, nomination.path, reason=reason)
+    _close_when_decided(campaign)

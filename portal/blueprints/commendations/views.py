@@ -63,6 +63,10 @@ class ResolveForm(FlaskForm):
                                                                     "maxlength": 1000})
 
 
+class WithdrawForm(FlaskForm):
+    reason = StringField("撤回原因", filters=[strip], render_kw={"maxlength": 200})
+
+
 class DecideForm(FlaskForm):
     note = StringField("说明（可不填）", filters=[strip], render_kw={"maxlength": 200})
 
@@ -147,6 +151,7 @@ def _campaign_page(campaign: Campaign, status: int = 200, errors: dict | None = 
         "commendations/campaign.html", campaign=campaign, rows=rows, names=names,
         where=where_of(n.path for n in rows), objections=objections, labels=STAT_LABELS,
         errors=errors or {}, resolve=ResolveForm(formdata=None), decide=DecideForm(formdata=None),
+        withdraw=WithdrawForm(formdata=None),
         can_decide=scope.allows("town", f"/{campaign.town_id}/"),
         can_publish=scope.allows("manage", campaign.path),
         after_notice=svc.today() > campaign.notice_end), status
@@ -213,6 +218,25 @@ def decide(nomination_id: int):
         return _refused(campaign, f"n{nomination.id}", e)
     db.session.commit()
     flash("已审定。")
+    return redirect(url_for("commendations.campaign", campaign_id=campaign.id,
+                            _anchor=f"n{nomination.id}"), 303)
+
+
+@bp.post("/haolin/nominations/<int:nomination_id>/withdraw")
+def withdraw(nomination_id: int):
+    nomination = db.session.get(Nomination, nomination_id)
+    if nomination is None:
+        abort(404)
+    campaign = _campaign_or_404(nomination.campaign_id)
+    form = WithdrawForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        svc.withdraw(current_user, current_scope(), campaign, nomination, form.reason.data)
+    except ServiceError as e:
+        return _refused(campaign, f"n{nomination.id}", e)
+    db.session.commit()
+    flash("已撤回推荐。")
     return redirect(url_for("commendations.campaign", campaign_id=campaign.id,
                             _anchor=f"n{nomination.id}"), 303)
 
