@@ -15,15 +15,6 @@ needs_poppler = pytest.mark.skipif(shutil.which("pdftotext") is None,
                                    reason="poppler-utils (make test installs it)")
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    """A cache of this test's own (renders are kept in the instance folder otherwise)."""
-    folder = tmp_path / "posters"
-    folder.mkdir()
-    monkeypatch.setattr(posters, "_cache_dir", lambda: folder)
-    return folder
-
-
 def data(**changes) -> PosterData:
     fields = dict(name="胡新林", honour="江背好邻", series="《江背“好邻” 幸福同行》",
                   where="江背镇 · 特立村 · 杨家井组",

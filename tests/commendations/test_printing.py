@@ -24,15 +24,6 @@ from tests.conftest import Browser
 AFTER = datetime(2026, 11, 28, 2)  # the day after the notice period
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    folder = tmp_path / "posters"
-    folder.mkdir()
-    monkeypatch.setattr(posters, "_cache_dir", lambda: folder)
-    yield folder
-    posters.wait_for_batches(60)
-
-
 @pytest.fixture
 def photos(upload_folder):
     return upload_folder("commendation")

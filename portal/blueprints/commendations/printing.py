@@ -18,7 +18,7 @@ from portal.blueprints.auth.models import User
 from portal.blueprints.commendations import bp, posters
 from portal.blueprints.commendations.models import POSTER_DESIGNS, Campaign, Nomination
 from portal.blueprints.commendations.posters import PosterData
-from portal.blueprints.commendations.views import _campaign_or_404
+from portal.blueprints.commendations.views import _campaign_or_404, _nomination_or_404
 from portal.blueprints.regions.models import Region
 from portal.blueprints.regions.services import node_name, path_names
 from portal.extensions import db
@@ -71,10 +71,7 @@ def _design(campaign: Campaign) -> str:
 
 
 def _one(nomination_id: int) -> tuple[Campaign, Nomination, PosterData]:
-    nomination = db.session.get(Nomination, nomination_id)
-    if nomination is None:
-        abort(404)
-    campaign = _campaign_or_404(nomination.campaign_id)
+    campaign, nomination = _nomination_or_404(nomination_id)
     scope = current_scope()
     if nomination.status != "approved" or not (scope.allows("manage", campaign.path)
                                                or scope.allows("manage", nomination.path)):

@@ -181,64 +181,57 @@ def open_notice(campaign_id: int):
     return redirect(url_for("commendations.campaign", campaign_id=campaign.id), 303)
 
 
+def _nomination_or_404(nomination_id: int) -> tuple[Campaign, Nomination]:
+    nomination = db.session.get(Nomination, nomination_id)
+    if nomination is None:
+        abort(404)
+    return _campaign_or_404(nomination.campaign_id), nomination
+
+
+def _act(campaign: Campaign, nomination: Nomination, form: FlaskForm, call, done: str,
+         error_key: str):
+    """One action on a nomination: CSRF and the form checked, the service called; then commit
+    and back to the nomination (303), or the campaign page with the refusal (422)."""
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        call()
+    except ServiceError as e:
+        return _refused(campaign, error_key, e)
+    db.session.commit()
+    flash(done)
+    return redirect(url_for("commendations.campaign", campaign_id=campaign.id,
+                            _anchor=f"n{nomination.id}"), 303)
+
+
 @bp.post("/haolin/objections/<int:objection_id>/resolve")
 def resolve(objection_id: int):
     objection = db.session.get(Objection, objection_id)
     if objection is None:
         abort(404)
-    nomination = db.session.get(Nomination, objection.nomination_id)
-    campaign = _campaign_or_404(nomination.campaign_id)
+    campaign, nomination = _nomination_or_404(objection.nomination_id)
     form = ResolveForm()
-    if not form.validate_on_submit():
-        abort(400)
-    try:
-        svc.resolve_objection(current_user, current_scope(), objection, nomination,
-                              form.upheld.data, form.resolution.data)
-    except ServiceError as e:
-        return _refused(campaign, f"o{objection.id}", e)
-    db.session.commit()
-    flash("异议已处理。")
-    return redirect(url_for("commendations.campaign", campaign_id=campaign.id,
-                            _anchor=f"n{nomination.id}"), 303)
+    return _act(campaign, nomination, form, lambda: svc.resolve_objection(
+        current_user, current_scope(), objection, nomination, form.upheld.data,
+        form.resolution.data), "异议已处理。", f"o{objection.id}")
 
 
 @bp.post("/haolin/nominations/<int:nomination_id>/decide")
 def decide(nomination_id: int):
-    nomination = db.session.get(Nomination, nomination_id)
-    if nomination is None:
-        abort(404)
-    campaign = _campaign_or_404(nomination.campaign_id)
+    campaign, nomination = _nomination_or_404(nomination_id)
     form = DecideForm()
-    if not form.validate_on_submit():
-        abort(400)
-    try:
-        svc.decide(current_user, current_scope(), campaign, nomination,
-                   request.form.get("approve") == "1", form.note.data)
-    except ServiceError as e:
-        return _refused(campaign, f"n{nomination.id}", e)
-    db.session.commit()
-    flash("已审定。")
-    return redirect(url_for("commendations.campaign", campaign_id=campaign.id,
-                            _anchor=f"n{nomination.id}"), 303)
+    return _act(campaign, nomination, form, lambda: svc.decide(
+        current_user, current_scope(), campaign, nomination,
+        request.form.get("approve") == "1", form.note.data), "已审定。", f"n{nomination.id}")
 
 
 @bp.post("/haolin/nominations/<int:nomination_id>/withdraw")
 def withdraw(nomination_id: int):
-    nomination = db.session.get(Nomination, nomination_id)
-    if nomination is None:
-        abort(404)
-    campaign = _campaign_or_404(nomination.campaign_id)
+    campaign, nomination = _nomination_or_404(nomination_id)
     form = WithdrawForm()
-    if not form.validate_on_submit():
-        abort(400)
-    try:
-        svc.withdraw(current_user, current_scope(), campaign, nomination, form.reason.data)
-    except ServiceError as e:
-        return _refused(campaign, f"n{nomination.id}", e)
-    db.session.commit()
-    flash("已撤回推荐。")
-    return redirect(url_for("commendations.campaign", campaign_id=campaign.id,
-                            _anchor=f"n{nomination.id}"), 303)
+    return _act(campaign, nomination, form, lambda: svc.withdraw(
+        current_user, current_scope(), campaign, nomination, form.reason.data),
+        "已撤回推荐。", f"n{nomination.id}")
 
 
 @bp.route("/haolin/<int:campaign_id>/nominate", methods=["GET", "POST"])
