@@ -55,7 +55,7 @@ def test_nominate_publish_approve_and_print(world, new_page, login, live_server,
         "常年义务照看独居老人，组织邻里清理山塘，三年走访不断。<script>alert(1)</script>")
     portrait = io.BytesIO()
     Image.new("RGB", (900, 1200), (70, 120, 180)).save(portrait, "JPEG")  # not the poster's red
-    village.get_by_label("照片（可不填，JPG 或 PNG）").set_input_files(
+    village.get_by_label("照片（可不填，JPG、PNG 或 WebP）").set_input_files(
         {"name": "me.jpg", "mimeType": "image/jpeg", "buffer": portrait.getvalue()})
     assert_fits_phone(village, "nominate")
     village.screenshot(path=output_dir / "2-nominate.png", full_page=True)
@@ -81,9 +81,12 @@ def test_nominate_publish_approve_and_print(world, new_page, login, live_server,
     later = utcnow() + timedelta(days=2)
     monkeypatch.setattr(svc, "utcnow", lambda: later)
     town.goto(campaign_url)
+    town.locator("summary", has_text="审定").click()
+    town.get_by_label("说明（可不填）").fill("公示期满无异议")
     town.get_by_role("button", name="评定", exact=True).click()
     expect(town.locator(".flash")).to_have_text("已审定。")
     expect(town.locator(".state.ok", has_text="已评定")).to_be_visible()
+    expect(town.get_by_text("公示期满无异议")).to_be_visible()
     assert_fits_phone(town, "approved")
     town.screenshot(path=output_dir / "4-approved.png", full_page=True)
 

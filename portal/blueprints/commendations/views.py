@@ -54,7 +54,8 @@ class NominateForm(FlaskForm):
     deeds = TextAreaField("主要事迹", filters=[strip, unix_newlines],
                           render_kw={"rows": 6, "maxlength": 1500,
                                      "placeholder": "写具体的事：走访了谁、办成了什么（至少 20 字）"})
-    photo = FileField("照片（可不填，JPG 或 PNG）", render_kw={"accept": "image/*"})
+    photo = FileField("照片（可不填，JPG、PNG 或 WebP）",
+                      render_kw={"accept": "image/jpeg,image/png,image/webp"})
 
 
 class ResolveForm(FlaskForm):
@@ -251,7 +252,8 @@ def nominate(campaign_id: int):
     excellent = _excellent(campaign, {p.user_id: (p, f"{name}（{where[path]}）")
                                       for p, name, path in chiefs})
     form = NominateForm()
-    form.post_id.choices = {p.id: f"{name}（{where[path]}）" for p, name, path in chiefs}
+    form.post_id.choices = {0: "请选择邻长", **{p.id: f"{name}（{where[path]}）"
+                                            for p, name, path in chiefs}}
     if request.method == "GET" and request.args.get("post", type=int):
         form.post_id.data = request.args.get("post", type=int)
     page = {"campaign": campaign, "form": form, "excellent": excellent}
