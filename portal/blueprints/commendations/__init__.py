@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("commendations", __name__)
 
-from portal.blueprints.commendations import public, views  # noqa: E402,F401
+from portal.blueprints.commendations import kit_views, public, views  # noqa: E402,F401
