@@ -320,3 +320,28 @@ def test_sheets_and_pages_take_a_fixed_number_of_queries(world, login_as, count_
     assert before == after
     assert max(after.values()) <= 8, after
 
+
+
+@needs_poppler
+def test_a_big_village_prints_contact_cards_by_group(busy_village, login_as, tmp_path):
+    w = busy_village
+    staff = Browser(login_as(w.village_staff))
+    page = staff.get(f"/sige/villages/{w.village1.id}").get_data(as_text=True)
+    assert f"/sige/villages/{w.group1.id}/contact.pdf" not in page  # one 组: no list
+    r = staff.get(f"/sige/villages/{w.group1.id}/contact.pdf")
+    assert r.status_code == 200
+    text = pdf_text(tmp_path, r.data).replace("\n", "")
+    assert text.count("联户信息卡") == 13 and w.hh2.head_name not in text
+    assert staff.get(f"/sige/villages/{w.hood1.id}/contact.pdf").status_code == 404
+    assert staff.get(f"/sige/villages/{w.group2.id}/contact.pdf").status_code == 404
+
+
+def test_village_page_lists_groups_when_there_are_several(world, login_as, make_region,
+                                                          make_household):
+    second = make_region("第二组", world.area1)
+    make_household(make_region("第二组一邻", second), head_name="二组户")
+    page = Browser(login_as(world.village_staff)).get(
+        f"/sige/villages/{world.village1.id}").get_data(as_text=True)
+    assert f"/sige/villages/{world.group1.id}/contact.pdf" in page and "组1 3 张" in page
+    assert f"/sige/villages/{second.id}/contact.pdf" in page and "第二组 1 张" in page
+    assert "联户信息卡 4 张" in page

@@ -108,14 +108,21 @@ def kit():
 def kit_village(region_id: int):
     village = _village_or_404(region_id)
     chiefs = svc.chiefs_under(village)
-    names = path_names([village.path] + [c.path for c in chiefs])
-    households = db.session.scalar(
-        select(func.count()).select_from(Household).join(
+    per_hood = db.session.execute(
+        select(Region.path, func.count()).select_from(Household).join(
             Region, Region.id == Household.neighborhood_id)
-        .where(path_range(Region.path, village.path)))
+        .where(path_range(Region.path, village.path)).group_by(Region.path)).all()
+    names = path_names([village.path] + [c.path for c in chiefs] + [p for p, _ in per_hood])
+    groups: dict[int, int] = {}  # 组 id → households (a big village prints by 组, too)
+    for path, n in per_hood:
+        ids = [int(i) for i in path.strip("/").split("/")]
+        if len(ids) > 3:
+            groups[ids[3]] = groups.get(ids[3], 0) + n
     return render_template(
         "commendations/kit/village.html", village=village, chiefs=chiefs,
-        where={c.path: svc.where(c.path, names) for c in chiefs}, households=households,
+        where={c.path: svc.where(c.path, names) for c in chiefs},
+        households=sum(n for _, n in per_hood),
+        groups=sorted(((names.get(g, ""), g, n) for g, n in groups.items())),
         town=names.get(village.town_id, ""), items=KIT_ITEMS, cards=svc.CARDS,
         can_edit_policy=current_scope().allows("town", f"/{village.town_id}/"))
 
@@ -215,12 +222,15 @@ def _names_and_town(paths, town_id: int) -> tuple[dict[int, str], Region]:
 @bp.get("/sige/villages/<int:region_id>/<kind>.pdf")
 def kit_sheet(region_id: int, kind: str):
     """Every current 邻长's work card or policy card, or every household's contact card, of a
-    village, as A4 sheets."""
+    village (or of one of its 组: a big village's contact cards print faster by 组), as A4
+    sheets."""
     if kind not in svc.CARDS:
         abort(404)
-    village = _village_or_404(region_id)
-    return _cards(kind, village, None, sheet=True,
-                  filename=f"{village.name}{svc.CARDS[kind]}.pdf")
+    region = get_region_or_404(region_id, "manage")
+    if region.level not in ("village", "group"):
+        abort(404)
+    return _cards(kind, region, None, sheet=True,
+                  filename=f"{region.name}{svc.CARDS[kind]}.pdf")
 
 
 @bp.get("/sige/posts/<int:post_id>/<kind>.pdf")
