@@ -18,7 +18,8 @@ PUBLIC_ENDPOINTS = {"auth.login", "static", "health", "requests.public_home",
                     "agenda.public_cast", "agenda.public_leave", "points.public_ranking",
                     "points.public_person", "commendations.public_notice",
                     "commendations.public_object", "commendations.honour_wall",
-                    "commendations.honour_entry", "commendations.photo"}
+                    "commendations.honour_entry", "commendations.photo",
+                    "commendations.card_check", "commendations.card_check_photo"}
 
 
 def create_app(config: dict | None = None) -> Flask:

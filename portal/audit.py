@@ -84,6 +84,8 @@ ACTION_LABELS = {
     "nomination.approve": "评定通过", "nomination.reject": "评定不通过",
     "nomination.withdraw": "撤回推荐",
     "objection.create": "提出异议", "objection.resolve": "核实异议",
+    "kit.photo": "上传工作证照片", "kit.issue": "登记四个一发放", "kit.clear": "撤销四个一发放登记",
+    "policy.update": "修改政策明白卡",
 }
 DETAIL_LABELS = {
     "name": "名称", "level": "级别", "address": "住址", "head": "户主", "head_name": "户主",
@@ -110,10 +112,12 @@ DETAIL_LABELS = {
     "honour": "称号", "quota": "名额", "notice_start": "公示开始", "notice_end": "公示结束",
     "campaign": "评选", "visits": "走访服务", "requests": "办理诉求", "disputes": "调解纠纷",
     "households": "联系户", "upheld": "异议成立",
+    "kit": "四个一", "issued_on": "发放日期",
 }
 
 
 def _value_labels() -> dict[str, dict]:
+    from portal.blueprints.commendations.models import KIT_ITEMS
     from portal.blueprints.duties.models import (
         CATEGORIES,
         CHECKLIST_KINDS,
@@ -125,7 +129,8 @@ def _value_labels() -> dict[str, dict]:
     from portal.blueprints.requests.models import SOURCES
 
     return {"source": SOURCES, "level": LEVEL_LABELS, "role": ROLE_LABELS, "kind": CHECKLIST_KINDS,
-            "category": CATEGORIES, "period": PERIODS, "method": {**METHODS, **RULE_METHODS}}
+            "category": CATEGORIES, "period": PERIODS, "method": {**METHODS, **RULE_METHODS},
+            "kit": KIT_ITEMS}
 
 
 def _show(key: str, value, labels: dict[str, dict]):

@@ -7,6 +7,8 @@
   markup — is refused, so a PDF can never read the server's files or call out.
 """
 
+import base64
+import io
 from pathlib import Path
 from urllib.parse import quote
 
@@ -53,3 +55,27 @@ def pdf_response(data: bytes, filename: str, download: bool = False,
         f"{disposition}; filename={fallback}; filename*=UTF-8''{quote(filename)}")
     response.headers["Cache-Control"] = "private, no-cache"
     return response
+
+
+def qr_data_url(link: str, scale: int = 4, border: int = 2, kind: str = "svg") -> str:
+    """A QR code (segno, error correction M) of ``link`` as a data: URL for a template: SVG, or
+    a PNG of ``scale`` pixels a module (many QR codes in one document draw much faster as
+    PNGs; the template sets ``image-rendering: pixelated`` to keep the edges sharp)."""
+    import segno
+
+    out = io.BytesIO()
+    segno.make(link, error="m").save(out, kind=kind, scale=scale, border=border)
+    mime = "image/svg+xml" if kind == "svg" else "image/png"
+    return f"data:{mime};base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def photo_data_url(photo: bytes, size: tuple[int, int], quality: int = 85) -> str:
+    """A photo cropped around its centre to ``size``'s proportions and scaled to it, as a JPEG
+    data: URL (the photo frame of a poster or a card)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(photo)) as im:
+        fitted = ImageOps.fit(ImageOps.exif_transpose(im).convert("RGB"), size)
+    out = io.BytesIO()
+    fitted.save(out, "JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()

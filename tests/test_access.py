@@ -211,6 +211,28 @@ haolin.poster            t2   200   404        404           404        404     
 haolin.batch             v1   200   200        200           404        404         404            404       404
 haolin.batch             v2   200   200        404           404        404         404            404       404
 haolin.batch             t2   200   404        404           404        404         404            404       404
+kit.village              v1   200   200        200           404        404         404            404       404
+kit.village              v2   200   200        404           404        404         404            404       404
+kit.village              t2   200   404        404           404        404         404            404       404
+kit.sheet                v1   200   200        200           404        404         404            404       404
+kit.sheet                v2   200   200        404           404        404         404            404       404
+kit.sheet                t2   200   404        404           404        404         404            404       404
+kit.chief                v1   200   200        200           403        403         403            404       404
+kit.chief                v2   200   200        404           404        404         404            404       404
+kit.chief                t2   200   404        404           404        404         404            404       404
+kit.card                 v1   200   200        200           403        403         403            404       404
+kit.card                 v2   200   200        404           404        404         404            404       404
+kit.card                 t2   200   404        404           404        404         404            404       404
+kit.issue:post           v1   303   303        303           403        403         403            404       404
+kit.issue:post           v2   303   303        404           404        404         404            404       404
+kit.issue:post           t2   303   404        404           404        404         404            404       404
+kit.household            v1   200   200        200           403        403         403            404       404
+kit.household            v2   200   200        404           404        404         404            404       404
+kit.household            t2   200   404        404           404        404         404            404       404
+kit.policy               t1   200   200        403           403        403         403            403       404
+kit.policy               t2   200   404        404           404        404         404            404       404
+kit.policy:post          t1   303   303        403           403        403         403            403       404
+kit.policy:post          t2   303   404        404           404        404         404            404       404
 """
 
 
@@ -336,6 +358,17 @@ ROUTES = {
     "haolin.poster": ("GET", lambda o: f"/haolin/nominations/{o.nomination}/poster.pdf", None,
                       None),
     "haolin.batch": ("GET", lambda o: f"/haolin/{o.campaign}/posters", None, None),
+    "kit.village": ("GET", lambda o: f"/sige/villages/{o.village}", None, None),
+    "kit.sheet": ("GET", lambda o: f"/sige/villages/{o.village}/contact.pdf", None, None),
+    "kit.chief": ("GET", lambda o: f"/sige/posts/{o.post}", None, None),
+    "kit.card": ("GET", lambda o: f"/sige/posts/{o.post}/work.pdf", None, None),
+    "kit.issue:post": ("POST", lambda o: f"/sige/posts/{o.post}/issue",
+                       lambda o: {"item": "vest", "issued_on": _local_today()}, None),
+    "kit.household": ("GET", lambda o: f"/sige/households/{o.hh}/card.pdf", None, None),
+    "kit.policy": ("GET", lambda o: f"/sige/towns/{o.town}/policy", None, None),
+    "kit.policy:post": ("POST", lambda o: f"/sige/towns/{o.town}/policy",
+                        lambda o: {"title": "惠民政策明白卡", "body": "城乡居民医保每年九月开始缴费。"},
+                        None),
 }
 
 
@@ -507,16 +540,16 @@ def places(app, world):
     from portal.blueprints.regions.services import create_household, create_region
 
     town2 = create_region(None, None, "第二镇")
-    group = create_region(None, create_region(None, create_region(None, town2, "二镇村"),
-                                              "二镇片"), "二镇组")
-    t2 = SimpleNamespace(town=town2, group=group, hood=create_region(None, group, "二镇邻"),
+    village2 = create_region(None, town2, "二镇村")
+    group = create_region(None, create_region(None, village2, "二镇片"), "二镇组")
+    t2 = SimpleNamespace(town=town2, village=village2, group=group, hood=create_region(None, group, "二镇邻"),
                          hoodb=create_region(None, group, "二镇邻b"))
     t2.hh = create_household(None, t2.hood, {"address": "二镇路 1 号", "head_name": "丁",
                                              "phone": "13912345678", "member_count": 2}, [])
-    v1 = SimpleNamespace(town=world.town, group=world.group1, hood=world.hood1,
-                         hoodb=world.hood1b, hh=world.hh1)
-    v2 = SimpleNamespace(town=world.town, group=world.group2, hood=world.hood2,
-                         hoodb=world.hood2b, hh=world.hh2)
+    v1 = SimpleNamespace(town=world.town, village=world.village1, group=world.group1,
+                         hood=world.hood1, hoodb=world.hood1b, hh=world.hh1)
+    v2 = SimpleNamespace(town=world.town, village=world.village2, group=world.group2,
+                         hood=world.hood2, hoodb=world.hood2b, hh=world.hh2)
     out = {}
     for i, (key, ns) in enumerate((("v1", v1), ("v2", v2), ("t2", t2))):
         # a 邻长 whose post the "post.end" rows end (no password: never logs in)
@@ -536,9 +569,10 @@ def places(app, world):
         venue_id, meeting_id, aitem_id, six = _agenda(ns, world.admin.id)
         pchief, entry, breach, reward, redemption = _points(ns)
         campaign, nomination = _commendations(ns, pchief, world.admin.id)
-        out[key] = SimpleNamespace(town=ns.town.id, group=ns.group.id, hood=ns.hood.id,
-                                   hoodb=ns.hoodb.id, hh=ns.hh.id, post=post.id, log=log_id,
-                                   duty_item=item_id, tag=tag_id, item=last_item,
+        out[key] = SimpleNamespace(town=ns.town.id, village=ns.village.id, group=ns.group.id,
+                                   hood=ns.hood.id, hoodb=ns.hoodb.id, hh=ns.hh.id,
+                                   post=post.id, log=log_id, duty_item=item_id, tag=tag_id,
+                                   item=last_item,
                                    request=request_id, offered=offered_id, venue=venue_id,
                                    meeting=meeting_id, aitem=aitem_id, six=six, pchief=pchief,
                                    entry=entry, breach=breach, reward=reward,

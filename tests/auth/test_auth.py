@@ -413,7 +413,9 @@ KNOWN_POST_ENDPOINTS = {"auth.login", "auth.logout", "auth.password", "duties.lo
                         "commendations.public_object", "commendations.campaign_new",
                         "commendations.nominate", "commendations.open_notice",
                         "commendations.resolve", "commendations.decide",
-                        "commendations.batch_start", "commendations.withdraw"}
+                        "commendations.batch_start", "commendations.withdraw",
+                        "commendations.kit_photo_upload", "commendations.kit_issue",
+                        "commendations.kit_policy"}
 
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])

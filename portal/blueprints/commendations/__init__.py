@@ -6,4 +6,9 @@ from flask import Blueprint
 
 bp = Blueprint("commendations", __name__)
 
-from portal.blueprints.commendations import printing, public, views  # noqa: E402,F401
+from portal.blueprints.commendations import (  # noqa: E402,F401
+    kit_views,
+    printing,
+    public,
+    views,
+)

@@ -34,6 +34,8 @@ NOMINATION_STATUSES = {"nominated": "已推荐", "approved": "已评定", "rejec
 STAT_LABELS = {"households": "联系户", "visits": "走访服务", "requests": "办理诉求",
                "disputes": "调解纠纷", "points": "积分"}
 POSTER_DESIGNS = {"red": "红色《好邻 幸福同行》", "plain": "简洁白底"}
+#: The 四个一 every 邻长 is issued, in the order the pages list them.
+KIT_ITEMS = {"vest": "红马甲", "card": "工作证", "policy": "政策明白卡", "contact": "联户信息卡"}
 
 
 class Campaign(IdMixin, TimestampMixin, db.Model):
@@ -127,3 +129,38 @@ class Objection(IdMixin, db.Model):
     #: Upheld: the nomination cannot be approved.
     upheld: Mapped[bool | None]
     resolution: Mapped[str] = mapped_column(Text, nullable=False, default="")
+
+
+class KitIssue(IdMixin, db.Model):
+    """One of the 四个一 handed to a 邻长 (per post: a new post is issued anew) and on which
+    day; the 邻长信息台账 reads "四个一 issued" from here."""
+
+    __tablename__ = "kit_issues"
+    __table_args__ = (
+        UniqueConstraint("post_id", "item", name="uq_kit_issues_post_item"),
+        CheckConstraint("item IN ('vest','card','policy','contact')", name="item"),
+    )
+
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), nullable=False)
+    item: Mapped[str] = mapped_column(String(10), nullable=False)
+    #: The local day it was handed over (as staff recorded it).
+    issued_on: Mapped[date] = mapped_column(Date, nullable=False)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+    @property
+    def label(self) -> str:
+        return KIT_ITEMS[self.item]
+
+
+class PolicyText(IdMixin, TimestampMixin, db.Model):
+    """The town's text on the 政策明白卡 (below its 三张清单), edited by town staff."""
+
+    __tablename__ = "policy_texts"
+    __table_args__ = (UniqueConstraint("town_id", name="uq_policy_texts_town_id"),)
+
+    town_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), nullable=False)
+    #: The card's heading, e.g. "江背镇惠民政策明白卡".
+    title: Mapped[str] = mapped_column(String(30), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

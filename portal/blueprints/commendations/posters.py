@@ -8,7 +8,6 @@ entry. The PNG is the PDF's page rasterised with pdfium (pypdfium2), so both alw
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import logging
@@ -20,7 +19,7 @@ from flask import current_app, render_template
 from markupsafe import Markup
 
 from portal.blueprints.commendations.models import POSTER_DESIGNS, STAT_LABELS
-from portal.pdf import FONTS, render_pdf
+from portal.pdf import FONTS, photo_data_url, qr_data_url, render_pdf
 
 #: Bump when the template changes: cached renders of the old one are not reused.
 TEMPLATE_VERSION = 1
@@ -45,25 +44,6 @@ class PosterData:
     photo: bytes | None = None
 
 
-def _crop(photo: bytes) -> str:
-    """The photo cropped to 3:4 around its centre, as a JPEG data: URL."""
-    from PIL import Image, ImageOps
-
-    with Image.open(io.BytesIO(photo)) as im:
-        fitted = ImageOps.fit(ImageOps.exif_transpose(im).convert("RGB"), PHOTO_SIZE)
-    out = io.BytesIO()
-    fitted.save(out, "JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
-
-
-def _qr(link: str) -> str:
-    import segno
-
-    out = io.BytesIO()
-    segno.make(link, error="m").save(out, kind="svg", scale=4, border=2)
-    return "data:image/svg+xml;base64," + base64.b64encode(out.getvalue()).decode()
-
-
 def poster_html(data: PosterData, design: str) -> str:
     if design not in POSTER_DESIGNS:
         raise ValueError(design)
@@ -72,7 +52,8 @@ def poster_html(data: PosterData, design: str) -> str:
         "commendations/print_poster.html", design=design, fonts=Markup(FONTS),
         name=data.name, honour=data.honour, series=data.series, where=data.where,
         deeds=data.deeds, stats=stats, campaign=data.campaign, issuer=data.issuer,
-        qr=_qr(data.link), photo=_crop(data.photo) if data.photo else None)
+        qr=qr_data_url(data.link),
+        photo=photo_data_url(data.photo, PHOTO_SIZE) if data.photo else None)
 
 
 def cache_key(data: PosterData, design: str) -> str:

@@ -166,6 +166,10 @@ class Post(IdMixin, db.Model):
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
     #: Set when the post is ended; ended posts give no access but stay for the record.
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: Secret in the URL of the work card's (工作证) verification page; made on first print.
+    card_token: Mapped[str | None] = mapped_column(String(32), unique=True)
+    #: The work card's photo, a file under uploads/kit/ (re-encoded JPEG without EXIF).
+    card_photo: Mapped[str | None] = mapped_column(String(64))
 
     user = relationship("User", back_populates="posts", lazy="raise")
     region = relationship("Region", lazy="raise")
