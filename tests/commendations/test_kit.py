@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from portal import batch
 from portal.audit import AuditEntry
 from portal.blueprints.commendations import kit as svc
 from portal.blueprints.commendations.models import KitIssue, PolicyText
@@ -279,6 +280,9 @@ def test_village_sheet_has_every_card(busy_village, login_as, tmp_path, kind, ca
                                       qr_links):
     w = busy_village
     staff = Browser(login_as(w.village_staff))
+    if kind == "contact":  # a whole village's contact cards render in the background first
+        assert staff.post(f"/sige/villages/{w.village1.id}/contact").status_code == 303
+        batch.wait_all(60)
     r = staff.get(f"/sige/villages/{w.village1.id}/{kind}.pdf")
     assert r.status_code == 200
     text = pdf_text(tmp_path, r.data).replace("\n", "")
@@ -299,7 +303,8 @@ def test_village_sheet_has_every_card(busy_village, login_as, tmp_path, kind, ca
 def test_sheets_and_pages_take_a_fixed_number_of_queries(world, login_as, count_queries,
                                                          make_household, make_user):
     staff = Browser(login_as(world.village_staff))
-    urls = [f"/sige/villages/{world.village1.id}/{kind}.pdf" for kind in svc.CARDS] + [
+    urls = [f"/sige/villages/{world.village1.id}/{kind}.pdf" for kind in ("work", "policy")] + [
+        f"/sige/villages/{world.village1.id}/contact",
         f"/sige/villages/{world.village1.id}", f"/sige/posts/{chief_post(world.neighbor_chief).id}",
         f"/sige/posts/{chief_post(world.neighbor_chief).id}/contact.pdf", "/sige/"]
 
@@ -320,6 +325,33 @@ def test_sheets_and_pages_take_a_fixed_number_of_queries(world, login_as, count_
     assert before == after
     assert max(after.values()) <= 8, after
 
+
+
+@needs_poppler
+def test_a_village_s_contact_cards_render_in_parts_with_progress(busy_village, login_as,
+                                                                  tmp_path, monkeypatch):
+    w = busy_village
+    monkeypatch.setattr(svc, "PART_SIZE", 5)  # 13 cards: parts of 5, 5 and 3
+    staff = Browser(login_as(w.village_staff))
+    page = staff.get(f"/sige/villages/{w.village1.id}/contact").get_data(as_text=True)
+    assert "已生成 <b>0</b> / 3 份" in page and "开始生成联户信息卡（3 份）" in page
+    early = staff.get(f"/sige/villages/{w.village1.id}/contact.pdf")
+    assert early.status_code == 303 and early.headers["Location"].endswith(
+        f"/sige/villages/{w.village1.id}/contact")
+    assert staff.post(f"/sige/villages/{w.village1.id}/contact").status_code == 303
+    batch.wait_all(60)
+    done = staff.get(f"/sige/villages/{w.village1.id}/contact",
+                     headers={"HX-Target": "batch"}).get_data(as_text=True)
+    assert done.startswith('<div id="batch"') and "已生成 <b>3</b> / 3 份" in done
+    assert "hx-trigger" not in done
+    r = staff.get(f"/sige/villages/{w.village1.id}/contact.pdf")
+    text = pdf_text(tmp_path, r.data).replace("\n", "")
+    assert text.count("联户信息卡") == 13 and pages(tmp_path, r.data) == 3
+    # a household changed: its part renders again, the others are reused
+    w.hh1.head_name = "改名户"
+    db.session.commit()
+    again = staff.get(f"/sige/villages/{w.village1.id}/contact").get_data(as_text=True)
+    assert "已生成 <b>2</b> / 3 份" in again and "继续生成联户信息卡（1 份）" in again
 
 
 @needs_poppler

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from portal import batch
 from portal.blueprints.commendations import posters
 from portal.blueprints.commendations import services as svc
 from portal.blueprints.commendations.models import Campaign, Nomination
@@ -112,9 +113,9 @@ def test_the_batch_print_shows_progress_and_gives_one_pdf(world, login_as, appro
     early = town.get(f"/haolin/{campaign.id}/posters.pdf")
     assert early.status_code == 303  # nothing rendered yet: back to the page
     page = town.get(f"/haolin/{campaign.id}/posters").get_data(as_text=True)
-    assert "已生成 <b>0</b> / 2 张" in page and "生成全部海报（2 张）" in page
+    assert "已生成 <b>0</b> / 2 张" in page and "开始生成海报（2 张）" in page
     assert town.post(f"/haolin/{campaign.id}/posters").status_code == 303
-    posters.wait_for_batches(120)
+    batch.wait_all(120)
     partial = town.get(f"/haolin/{campaign.id}/posters", headers={"HX-Target": "batch"})
     body = partial.get_data(as_text=True)
     assert body.startswith('<div id="batch"') and "<html" not in body
@@ -129,10 +130,10 @@ def test_the_batch_print_shows_progress_and_gives_one_pdf(world, login_as, appro
 def test_a_running_batch_polls_and_refreshes_without_javascript(world, login_as, approved,
                                                                   monkeypatch):
     campaign, *_ = approved
-    monkeypatch.setattr(posters, "batch_running", lambda key: True)
+    monkeypatch.setattr(batch, "running", lambda key: True)
     page = login_as(world.town_staff).get(f"/haolin/{campaign.id}/posters").get_data(True)
     assert 'hx-trigger="every 1s"' in page and 'http-equiv="refresh"' in page
-    assert "生成全部海报" not in page  # no second start while one runs
+    assert "开始生成海报" not in page  # no second start while one runs
 
 
 def test_an_empty_campaign_says_what_to_do(world, login_as, clock):  # noqa: F811

@@ -18,6 +18,7 @@ from flask import render_template, url_for
 from markupsafe import Markup
 from sqlalchemy import and_, delete, select, update
 
+from portal import batch
 from portal.audit import record
 from portal.blueprints.commendations.models import KIT_ITEMS, KitIssue, PolicyText
 from portal.blueprints.regions.models import ROLE_LABELS, Household, Post, Region
@@ -266,7 +267,7 @@ def work_cards(chiefs: list[Chief], names: dict[int, str]) -> list[dict]:
         cards.append({
             "name": c.name, "role": ROLE_LABELS[c.post.role], "where": where(c.path, names),
             "town": town, "since": to_local(c.post.started_at).date(),
-            "qr": qr_data_url(verify_link(c.post.card_token), scale=1, border=1, kind="png"),
+            "link": verify_link(c.post.card_token),
             "photo": photo_data_url(photo, CARD_PHOTO) if photo else None})
     return cards
 
@@ -279,7 +280,7 @@ def contact_cards(rows: list[HouseholdRow], names: dict[int, str]) -> list[dict]
         cards.append({
             "head": r.household.head_name, "address": r.household.address,
             "where": where(r.path, names), "town": town, "chief": r.chief,
-            "phone": r.chief_phone, "qr": qr_data_url(link, scale=1, border=1, kind="png")})
+            "phone": r.chief_phone, "link": link})
     return cards
 
 
@@ -296,9 +297,31 @@ def policy_cards(chiefs: list[Chief], names: dict[int, str], town: Region,
 def cards_pdf(kind: str, cards: list[dict], sheet: bool) -> bytes:
     """One card (``sheet`` False: the page is the card) or A4 sheets of PER_SHEET cards with
     cut lines. User text reaches WeasyPrint escaped by autoescape."""
+    # the QR codes are drawn here, not when the cards are gathered: a batch part renders in a
+    # background thread, and a card's link is what its cache key hashes
+    cards = [{**c, "qr": qr_data_url(c["link"], scale=1, border=1, kind="png")} if "link" in c
+             else c for c in cards]
     pages = [cards[i:i + PER_SHEET[kind]] for i in range(0, len(cards), PER_SHEET[kind])]
     width, height = SIZES[kind]
     html = render_template("commendations/kit/print_cards.html", kind=kind, sheet=sheet,
                            pages=pages or [[]], fonts=Markup(FONTS), width=width, height=height,
                            label=CARDS[kind])
     return render_pdf(html)
+
+
+#: Bump when the card templates change: cached parts of the old ones are not reused.
+CARDS_VERSION = 1
+#: A village's contact cards render in parts of this many (4 A4 pages), in the background.
+PART_SIZE = PER_SHEET["contact"] * 4
+
+
+def contact_parts(cards: list[dict]) -> list[batch.Part]:
+    """A village's contact cards as parts of one batch print, each cached under a hash of what
+    it prints (a changed household, 邻长 or link renders its part again)."""
+    parts = []
+    for i in range(0, len(cards), PART_SIZE):
+        chunk = cards[i:i + PART_SIZE]
+        key = batch.digest(CARDS_VERSION, "contact", [sorted(c.items()) for c in chunk])
+        parts.append(batch.Part(batch.cache_dir("cards") / f"{key}.pdf",
+                                lambda chunk=chunk: cards_pdf("contact", chunk, True)))
+    return parts

@@ -25,6 +25,7 @@ from flask_wtf.file import FileField
 from sqlalchemy import func, select
 from wtforms import SelectField, StringField, TextAreaField
 
+from portal import batch
 from portal.blueprints.commendations import bp
 from portal.blueprints.commendations import kit as svc
 from portal.blueprints.commendations.models import KIT_ITEMS, KitIssue
@@ -33,6 +34,7 @@ from portal.blueprints.regions.services import path_names
 from portal.errors import ServiceError, attempt, show_on_form
 from portal.extensions import db
 from portal.forms import strip, unix_newlines
+from portal.htmx import render_page_or_partial
 from portal.pdf import pdf_response
 from portal.photos import new_photo_name, photo_dir, process_photo, store_photo
 from portal.scope import (
@@ -229,8 +231,47 @@ def kit_sheet(region_id: int, kind: str):
     region = get_region_or_404(region_id, "manage")
     if region.level not in ("village", "group"):
         abort(404)
-    return _cards(kind, region, None, sheet=True,
-                  filename=f"{region.name}{svc.CARDS[kind]}.pdf")
+    filename = f"{region.name}{svc.CARDS[kind]}.pdf"
+    if kind == "contact" and region.level == "village":  # hundreds of cards: the batch's
+        parts, state = _contact_batch(region)
+        if state["done"] < state["total"] or not parts:
+            flash("联户信息卡还没有全部生成，请先生成。")
+            return redirect(url_for("commendations.kit_contact", region_id=region.id), 303)
+        return pdf_response(batch.merged(parts), filename)
+    return _cards(kind, region, None, sheet=True, filename=filename)
+
+
+def _contact_batch(village: Region) -> tuple[list[batch.Part], dict]:
+    """A village's contact cards as a batch print (its parts) and the page's figures."""
+    rows = svc.households_under(village)
+    svc.fill_intake_tokens([r.household for r in rows])
+    cards = svc.contact_cards(rows, path_names(r.path for r in rows))
+    db.session.commit()  # the new tokens, once the cards hold them
+    parts = svc.contact_parts(cards)
+    key = "contact:" + batch.digest([p.path.name for p in parts])
+    return parts, {
+        "key": key, "total": len(parts), "done": batch.done(parts),
+        "running": batch.running(key), "noun": "联户信息卡", "unit": "份",
+        "empty": "这个村(社区)还没有住户。先在“管理”里录入住户。",
+        "pdf_label": f"下载 {len(cards)} 张联户信息卡（PDF，A4）", "cards": len(cards),
+        "poll_url": url_for("commendations.kit_contact", region_id=village.id),
+        "start_url": url_for("commendations.kit_contact", region_id=village.id),
+        "pdf_url": url_for("commendations.kit_sheet", region_id=village.id, kind="contact")}
+
+
+@bp.route("/sige/villages/<int:region_id>/contact", methods=["GET", "POST"])
+def kit_contact(region_id: int):
+    """A whole village's contact cards, rendered in the background in parts of 40 with a
+    progress bar, then downloaded as one PDF."""
+    village = _village_or_404(region_id)
+    parts, state = _contact_batch(village)
+    if request.method == "POST":
+        if not FlaskForm().validate_on_submit():
+            abort(400)
+        batch.start(state["key"], parts)
+        return redirect(url_for("commendations.kit_contact", region_id=village.id), 303)
+    return render_page_or_partial("commendations/kit/contact.html", "_batch.html", "batch",
+                                  village=village, **state)
 
 
 @bp.get("/sige/posts/<int:post_id>/<kind>.pdf")

@@ -10,10 +10,11 @@ from disk; posters.py renders and caches.
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
+from portal import batch
 from portal.blueprints.auth.models import User
 from portal.blueprints.commendations import bp, posters
 from portal.blueprints.commendations.models import POSTER_DESIGNS, Campaign, Nomination
@@ -96,21 +97,27 @@ def poster_png(nomination_id: int):
                         download=bool(request.args.get("download")), mimetype="image/png")
 
 
-def _batch_state(campaign: Campaign) -> dict:
+def _batch(campaign: Campaign) -> tuple[list[batch.Part], dict]:
+    """The posters the user prints as parts of one batch, and the page's progress figures."""
     approved = _approved(campaign)
-    data = poster_data(campaign, approved)
-    done = sum(posters.is_cached(d, campaign.design) for d in data)
-    key = f"{campaign.id}:" + ",".join(str(n.id) for n in approved)  # one batch per selection
-    return {"campaign": campaign, "total": len(data), "done": done, "key": key,
-            "running": posters.batch_running(key), "data": data}
+    parts = [posters.part(d, campaign.design) for d in poster_data(campaign, approved)]
+    key = f"posters:{campaign.id}:" + ",".join(str(n.id) for n in approved)
+    return parts, {
+        "key": key, "total": len(parts), "done": batch.done(parts),
+        "running": batch.running(key), "noun": "海报", "unit": "张",
+        "empty": "还没有评定的标兵。镇里审定后，这里可以一次印出全部海报。",
+        "pdf_label": f"下载合订本 PDF（{len(parts)} 张 A3）",
+        "poll_url": url_for("commendations.batch", campaign_id=campaign.id),
+        "start_url": url_for("commendations.batch_start", campaign_id=campaign.id),
+        "pdf_url": url_for("commendations.batch_pdf", campaign_id=campaign.id)}
 
 
-@bp.get("/haolin/<int:campaign_id>/posters")
-def batch(campaign_id: int):
+@bp.get("/haolin/<int:campaign_id>/posters", endpoint="batch")
+def batch_page(campaign_id: int):
     campaign = _campaign_or_404(campaign_id)
-    state = _batch_state(campaign)
-    return render_page_or_partial("commendations/batch.html", "commendations/_batch.html",
-                                  "batch", form=FlaskForm(), **state)
+    _, state = _batch(campaign)
+    return render_page_or_partial("commendations/batch.html", "_batch.html", "batch",
+                                  campaign=campaign, **state)
 
 
 @bp.post("/haolin/<int:campaign_id>/posters")
@@ -118,24 +125,18 @@ def batch_start(campaign_id: int):
     campaign = _campaign_or_404(campaign_id)
     if not FlaskForm().validate_on_submit():
         abort(400)
-    state = _batch_state(campaign)
-    if not state["total"]:
+    parts, state = _batch(campaign)
+    if not parts:
         flash("还没有评定的标兵，没有海报可印。")
-    else:
-        todo = [(d, campaign.design) for d in state["data"]
-                if not posters.is_cached(d, campaign.design)]
-        if todo:
-            posters.start_batch(current_app._get_current_object(), state["key"], todo)
+    batch.start(state["key"], parts)
     return redirect(url_for("commendations.batch", campaign_id=campaign.id), 303)
 
 
 @bp.get("/haolin/<int:campaign_id>/posters.pdf")
 def batch_pdf(campaign_id: int):
     campaign = _campaign_or_404(campaign_id)
-    state = _batch_state(campaign)
-    if not state["total"] or state["done"] < state["total"]:
+    parts, state = _batch(campaign)
+    if not parts or state["done"] < state["total"]:
         flash("海报还没有全部生成，请先生成。")
         return redirect(url_for("commendations.batch", campaign_id=campaign.id), 303)
-    merged = posters.merge_pdfs([posters.poster_pdf(d, campaign.design)[0]
-                                 for d in state["data"]])
-    return pdf_response(merged, f"{campaign.title}-海报合订本.pdf", download=True)
+    return pdf_response(batch.merged(parts), f"{campaign.title}-海报合订本.pdf", download=True)
