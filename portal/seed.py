@@ -4,6 +4,7 @@ import random
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 from werkzeug.security import generate_password_hash
 
 from portal.blueprints.auth.models import User
@@ -132,6 +133,7 @@ def load_demo(seed: int = 2023) -> dict:
     agenda_items = _demo_agenda(random.Random(seed + 2), town, holders, households, now)
     ledger = _demo_points(town, holders, households, logs, now)
     commended = _demo_commendations(town, holders, now)
+    commended.update(_demo_kit(town, holders, now))
     db.session.commit()
     return {"村/社区": len(VILLAGES), "邻": len(VILLAGES) * 16, "户": len(households),
             "账号": len(users), "履职记录": len(logs), "民情诉求": requests, "议题": agenda_items,
@@ -899,3 +901,38 @@ def _demo_commendations(town, holders, now) -> dict:
     haolin.open_notice(*office, year, now=at(-2))
     db.session.flush()
     return {"好邻评选": 2, "标兵": len(nominated)}
+
+
+DEMO_POLICY = """城乡居民医保：每年 9 月至 12 月缴纳下一年度费用，可在“湘税社保”小程序缴费。
+高龄补贴：80 周岁以上老人每月发放，满 80 周岁当月到村(社区)登记。
+困难救助：突发大病、火灾等致困家庭，可向村(社区)申请临时救助。
+农房建设：新建、翻建住房先向村里申请，经镇审批后再动工。
+防汛防火：汛期注意山塘水库安全；秋冬季禁止野外用火、焚烧秸秆。
+有事找邻长：邻长电话印在联户信息卡上，扫卡上的二维码也可以反映问题。"""
+
+
+def _demo_kit(town, holders, now) -> dict:
+    """四个一, through the services: the town's policy card text, and 特立村's 邻长 issued their
+    red vest, work card, policy card and contact cards a month after taking office — except
+    the three of 塘坝组, whose vests have not come yet."""
+    from portal.blueprints.commendations import kit
+
+    regions, by_name, act = _acting(town, holders)
+    office = act(holders[(town.id, "town_staff")])
+    kit.save_policy(*office, town, "江背镇惠民政策明白卡", DEMO_POLICY)
+    village = by_name["特立村"]
+    cadre = act(holders[(village.id, "village_staff")])
+    issued = 0
+    for hood in sorted((r for r in regions.values()
+                        if r.level == "neighborhood" and r.path.startswith(village.path)),
+                       key=lambda r: r.path):
+        post = db.session.scalar(select(Post).options(joinedload(Post.user)).where(
+            Post.region_id == hood.id, Post.role == "neighbor_chief"))
+        day = local_today(post.started_at) + timedelta(days=30)
+        for item in ("vest", "card", "policy", "contact"):
+            if item == "vest" and hood.name.startswith("塘坝") and not hood.name.endswith("一邻"):
+                continue
+            kit.record_issue(*cadre, post, hood, item, day, now=now)
+            issued += 1
+    db.session.flush()
+    return {"四个一发放": issued}
