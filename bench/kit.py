@@ -6,7 +6,8 @@ Builds a throwaway SQLite database with one village of ``--chiefs`` 邻长 (one 
 photo each) and ``--households`` households spread over their 邻, then times, in a request
 context, what the views run: loading the rows, making the QR codes and rendering the PDF. First
 one work card (fonts loaded, cold), then each single card warm (median of 5), then the village's
-work-card, policy-card and contact-card sheets. Prints seconds, pages and bytes as JSON and
+work-card, policy-card and contact-card sheets, and the contact cards as the batch print renders
+them (parts, then the merge). Prints seconds, pages and bytes as JSON and
 writes bench/results/kit-<timestamp>.json.
 """
 
@@ -34,6 +35,7 @@ def main() -> int:
     from PIL import Image
 
     from portal import create_app
+    from portal.batch import merge_pdfs
     from portal.blueprints.auth.models import User
     from portal.blueprints.commendations import kit
     from portal.blueprints.regions.models import Household, Post
@@ -101,6 +103,24 @@ def main() -> int:
             results[f"{kind} sheet"] = {"cards": cards, "seconds": round(seconds, 2),
                                         "bytes": size,
                                         "pages": -(-cards // kit.PER_SHEET[kind])}
+        # the village's contact cards as the batch print renders them: parts of PART_SIZE
+        # cards one after another in the background, then merged for the download
+        with app.test_request_context():
+            rows = kit.households_under(village)
+            parts = kit.contact_parts(kit.contact_cards(rows, path_names(r.path for r in rows)))
+            timed = []
+            for part in parts:
+                started = time.perf_counter()
+                pdf = part.render()
+                timed.append((time.perf_counter() - started, pdf))
+            started = time.perf_counter()
+            merged = merge_pdfs([pdf for _, pdf in timed])
+            results["contact batch"] = {
+                "parts": len(parts), "cards per part": kit.PART_SIZE,
+                "part seconds, median": round(statistics.median(t for t, _ in timed), 2),
+                "all parts seconds": round(sum(t for t, _ in timed), 2),
+                "merge seconds": round(time.perf_counter() - started, 3),
+                "bytes": len(merged)}
     print(json.dumps(results, ensure_ascii=False, indent=1))
     out = Path(__file__).parent / "results" / f"kit-{datetime.now():%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(exist_ok=True)
