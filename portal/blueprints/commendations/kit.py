@@ -140,26 +140,26 @@ def save_policy(actor, scope, town: Region, title: str, body: str) -> PolicyText
     return policy
 
 
+def _fill(model, objects, attr: str, make) -> None:
+    """Give every object without ``attr`` a new one from ``make`` (one UPDATE for all)."""
+    missing = [o for o in objects if not getattr(o, attr)]
+    for o in missing:
+        setattr(o, attr, make())
+    if missing:
+        db.session.execute(update(model), [{"id": o.id, attr: getattr(o, attr)}
+                                           for o in missing])
+
+
 def fill_card_tokens(posts) -> None:
     """Give every post without one a verification token (one statement for all)."""
-    missing = [p for p in posts if not p.card_token]
-    for p in missing:
-        p.card_token = new_card_token()
-    if missing:
-        db.session.execute(update(Post), [{"id": p.id, "card_token": p.card_token}
-                                          for p in missing])
+    _fill(Post, posts, "card_token", new_card_token)
 
 
 def fill_intake_tokens(households) -> None:
     """Households older than the request links get theirs now (one statement for all)."""
     from portal.blueprints.regions.services import new_intake_token
 
-    missing = [h for h in households if not h.intake_token]
-    for h in missing:
-        h.intake_token = new_intake_token()
-    if missing:
-        db.session.execute(update(Household), [{"id": h.id, "intake_token": h.intake_token}
-                                               for h in missing])
+    _fill(Household, households, "intake_token", new_intake_token)
 
 
 # -- what the pages and cards show --------------------------------------------------------------
