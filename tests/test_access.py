@@ -217,6 +217,9 @@ kit.village              t2   200   404        404           404        404     
 kit.sheet                v1   200   200        200           404        404         404            404       404
 kit.sheet                v2   200   200        404           404        404         404            404       404
 kit.sheet                t2   200   404        404           404        404         404            404       404
+kit.contact              v1   200   200        200           404        404         404            404       404
+kit.contact              v2   200   200        404           404        404         404            404       404
+kit.contact              t2   200   404        404           404        404         404            404       404
 kit.chief                v1   200   200        200           403        403         403            404       404
 kit.chief                v2   200   200        404           404        404         404            404       404
 kit.chief                t2   200   404        404           404        404         404            404       404
@@ -359,7 +362,8 @@ ROUTES = {
                       None),
     "haolin.batch": ("GET", lambda o: f"/haolin/{o.campaign}/posters", None, None),
     "kit.village": ("GET", lambda o: f"/sige/villages/{o.village}", None, None),
-    "kit.sheet": ("GET", lambda o: f"/sige/villages/{o.village}/contact.pdf", None, None),
+    "kit.sheet": ("GET", lambda o: f"/sige/villages/{o.village}/work.pdf", None, None),
+    "kit.contact": ("GET", lambda o: f"/sige/villages/{o.village}/contact", None, None),
     "kit.chief": ("GET", lambda o: f"/sige/posts/{o.post}", None, None),
     "kit.card": ("GET", lambda o: f"/sige/posts/{o.post}/work.pdf", None, None),
     "kit.issue:post": ("POST", lambda o: f"/sige/posts/{o.post}/issue",
