@@ -202,6 +202,9 @@ points.review.settings   t2   200   404        404           404        404     
 haolin.campaign          v1   200   200        200           404        404         404            404       404
 haolin.campaign          v2   200   200        404           404        404         404            404       404
 haolin.campaign          t2   200   404        404           404        404         404            404       404
+haolin.edit              v1   200   200        200           404        404         404            404       404
+haolin.edit              v2   200   200        404           404        404         404            404       404
+haolin.edit              t2   200   404        404           404        404         404            404       404
 haolin.nominate          v1   200   200        200           404        404         404            404       404
 haolin.nominate          v2   200   200        404           404        404         404            404       404
 haolin.nominate          t2   200   404        404           404        404         404            404       404
@@ -358,6 +361,7 @@ ROUTES = {
                                None),
     "haolin.campaign": ("GET", lambda o: f"/haolin/{o.campaign}", None, None),
     "haolin.nominate": ("GET", lambda o: f"/haolin/{o.campaign}/nominate", None, None),
+    "haolin.edit": ("GET", lambda o: f"/haolin/{o.campaign}/edit", None, None),
     "haolin.poster": ("GET", lambda o: f"/haolin/nominations/{o.nomination}/poster.pdf", None,
                       None),
     "haolin.batch": ("GET", lambda o: f"/haolin/{o.campaign}/posters", None, None),

@@ -415,7 +415,8 @@ KNOWN_POST_ENDPOINTS = {"auth.login", "auth.logout", "auth.password", "duties.lo
                         "commendations.resolve", "commendations.decide",
                         "commendations.batch_start", "commendations.withdraw",
                         "commendations.kit_photo_upload", "commendations.kit_issue",
-                        "commendations.kit_policy", "commendations.kit_contact"}
+                        "commendations.kit_policy", "commendations.kit_contact",
+                        "commendations.campaign_edit"}
 
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])

@@ -77,3 +77,38 @@ def test_staff_only(world, login_as):
         c = Browser(login_as(who))
         assert c.get("/haolin/").status_code == 403
         assert c.get("/haolin/new").status_code == 403
+
+
+def test_a_campaign_is_corrected_before_its_notice(world, login_as, clock):  # noqa: F811
+    from portal.audit import AuditEntry
+    from portal.blueprints.commendations import services as svc
+    from tests.commendations.test_services import NOW, scope
+
+    town = Browser(login_as(world.town_staff))
+    assert town.post("/haolin/new", **CAMPAIGN, region_id=str(world.town.id)).status_code == 303
+    campaign = db.session.scalar(select(Campaign))
+    n = svc.nominate(world.town_staff, scope(world.town_staff), campaign,
+                     chief_post(world.neighbor_chief), DEEDS, now=NOW)
+    n.stats = {"households": 99}  # a stale snapshot
+    db.session.commit()
+    form = town.get(f"/haolin/{campaign.id}/edit").get_data(as_text=True)
+    assert 'value="2026 年度测试镇好邻"' in form and "评选范围" not in form
+    same = town.post(f"/haolin/{campaign.id}/edit", **CAMPAIGN)
+    assert same.status_code == 422 and "没有修改任何内容" in same.get_data(as_text=True)
+    village = Browser(login_as(world.village_staff))
+    assert village.post(f"/haolin/{campaign.id}/edit",
+                        **{**CAMPAIGN, "title": "村里改的标题"}).status_code == 403
+    done = town.post(f"/haolin/{campaign.id}/edit", **{**CAMPAIGN, "title": "2026 年度测试镇好邻（更正）",
+                                                       "period_start": "2026-07-01"})
+    assert done.status_code == 303
+    db.session.expire_all()
+    campaign = db.session.get(Campaign, campaign.id)
+    assert campaign.title.endswith("（更正）") and str(campaign.period_start) == "2026-07-01"
+    assert db.session.get(Nomination, n.id).stats["households"] == 2  # taken again
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "campaign.update"))
+    assert entry is not None
+    assert town.post(f"/haolin/{campaign.id}/notice").status_code == 303
+    late = town.post(f"/haolin/{campaign.id}/edit", **{**CAMPAIGN, "quota": "5"})
+    assert late.status_code == 422 and "已经公示" in late.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign.id).quota == 2

@@ -21,15 +21,14 @@ def today(now: datetime | None = None) -> date:
     return to_local(now or utcnow()).date()
 
 
-def create_campaign(actor, scope, region, data: dict, now: datetime | None = None) -> Campaign:
-    """A campaign of a town or a village (its staff). ``data``: title, honour, quota,
-    period_start, period_end, notice_start, notice_end, design."""
-    if region.level not in ("town", "village"):
-        raise ServiceError("评选活动按镇或村(社区)开展。", "region_id")
-    if not scope.allows("manage", region.path):
-        raise PermissionError("由村(社区)或镇干部发起评选。")
-    title = clean_text(data.get("title"), "活动名称", 60, minimum=4, field="title")
-    honour = clean_text(data.get("honour"), "荣誉称号", 20, minimum=2, field="honour")
+def _campaign_fields(data: dict, now: datetime | None) -> dict:
+    """The checked fields of a campaign from ``data``: title, honour, quota, period_start,
+    period_end, notice_start, notice_end, design."""
+    from portal.blueprints.commendations.models import POSTER_DESIGNS
+
+    fields = {"title": clean_text(data.get("title"), "活动名称", 60, minimum=4, field="title"),
+              "honour": clean_text(data.get("honour"), "荣誉称号", 20, minimum=2,
+                                   field="honour")}
     quota = data.get("quota")
     if not isinstance(quota, int) or not 1 <= quota <= 1000:
         raise ServiceError("名额应为 1 到 1000 之间的整数。", "quota")
@@ -45,13 +44,49 @@ def create_campaign(actor, scope, region, data: dict, now: datetime | None = Non
     if days["notice_start"] < today(now):
         raise ServiceError("公示开始日期不能早于今天。", "notice_start")
     design = data.get("design") or "red"
+    if design not in POSTER_DESIGNS:
+        raise ServiceError("请选择海报样式。", "design")
+    return {**fields, "quota": quota, **days, "design": design}
+
+
+def create_campaign(actor, scope, region, data: dict, now: datetime | None = None) -> Campaign:
+    """A campaign of a town or a village (its staff)."""
+    if region.level not in ("town", "village"):
+        raise ServiceError("评选活动按镇或村(社区)开展。", "region_id")
+    if not scope.allows("manage", region.path):
+        raise PermissionError("由村(社区)或镇干部发起评选。")
+    fields = _campaign_fields(data, now)
     campaign = Campaign(town_id=region.town_id, region_id=region.id, path=region.path,
-                        title=title, honour=honour, quota=quota, design=design,
-                        created_by_id=actor.id, **days)
+                        created_by_id=actor.id, **fields)
     db.session.add(campaign)
     db.session.flush()
-    record(actor, "campaign.create", campaign, region.path, title=title, quota=quota)
+    record(actor, "campaign.create", campaign, region.path, title=fields["title"],
+           quota=fields["quota"])
     return campaign
+
+
+def update_campaign(actor, scope, campaign: Campaign, data: dict,
+                    now: datetime | None = None) -> None:
+    """Correct a campaign before its 公示 (what is public then stays as published). A new
+    statistics period takes every nomination's snapshot again."""
+    if not scope.allows("manage", campaign.path):
+        raise PermissionError("由发起评选的干部修改。")
+    if campaign.status != "nominating":
+        raise ServiceError("已经公示，不能再修改这次评选。")
+    fields = _campaign_fields(data, now)
+    changed = {k: v for k, v in fields.items() if getattr(campaign, k) != v}
+    if not changed:
+        raise ServiceError("没有修改任何内容。")
+    for key, value in changed.items():
+        setattr(campaign, key, value)
+    if {"period_start", "period_end"} & set(changed):
+        for n in db.session.scalars(select(Nomination).where(
+                Nomination.campaign_id == campaign.id, Nomination.status == "nominated")):
+            hood_id = int(n.path.strip("/").split("/")[-1])
+            n.stats = stats_snapshot(n.user_id, [hood_id], campaign.period_start,
+                                     campaign.period_end)
+    record(actor, "campaign.update", campaign, campaign.path,
+           **{k: str(v) for k, v in changed.items()})
 
 
 def stats_snapshot(user_id: int, hood_ids: list[int], start: date, end: date) -> dict:

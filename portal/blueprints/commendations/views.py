@@ -119,9 +119,7 @@ def campaign_new():
             if region is None:
                 show_on_form(form, ServiceError("请选择镇或村(社区)。", "region_id"))
             else:
-                data = {k: getattr(form, k).data for k in (
-                    "title", "honour", "quota", "period_start", "period_end", "notice_start",
-                    "notice_end", "design")}
+                data = _form_data(form)
                 made = []
                 if attempt(form, lambda: made.append(svc.create_campaign(
                         current_user, scope, region, data))):
@@ -132,6 +130,32 @@ def campaign_new():
         db.session.rollback()
         return render_template("commendations/campaign_form.html", form=form), 422
     return render_template("commendations/campaign_form.html", form=form)
+
+
+def _form_data(form: CampaignForm) -> dict:
+    return {k: getattr(form, k).data for k in (
+        "title", "honour", "quota", "period_start", "period_end", "notice_start", "notice_end",
+        "design")}
+
+
+@bp.route("/haolin/<int:campaign_id>/edit", methods=["GET", "POST"])
+def campaign_edit(campaign_id: int):
+    """Correct a campaign before its 公示: the cadres who manage its town or village."""
+    campaign = _campaign_or_404(campaign_id)
+    if not current_scope().allows("manage", campaign.path):
+        abort(403)  # a village cadre sees the town's campaign, its own village's part of it
+    form = CampaignForm(obj=campaign)
+    del form.region_id
+    if request.method == "POST":
+        if form.validate_on_submit() and attempt(form, lambda: svc.update_campaign(
+                current_user, current_scope(), campaign, _form_data(form))):
+            db.session.commit()
+            flash("评选已修改。")
+            return redirect(url_for("commendations.campaign", campaign_id=campaign.id), 303)
+        db.session.rollback()
+        return render_template("commendations/campaign_form.html", form=form,
+                               campaign=campaign), 422
+    return render_template("commendations/campaign_form.html", form=form, campaign=campaign)
 
 
 def _campaign_page(campaign: Campaign, status: int = 200, errors: dict | None = None):
