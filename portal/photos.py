@@ -5,7 +5,7 @@ import secrets
 import uuid
 from pathlib import Path
 
-from flask import current_app
+from flask import abort, current_app, send_from_directory
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from portal.errors import ServiceError
@@ -71,3 +71,20 @@ def store_photo(kind: str, name: str, data: bytes) -> None:
     tmp = photo_dir(kind) / f".{name}.{secrets.token_hex(4)}"
     tmp.write_bytes(data)
     tmp.rename(photo_dir(kind) / name)
+
+
+def read_photo(kind: str, name: str | None) -> bytes | None:
+    """A stored photo's bytes (to print it), or None when there is none."""
+    if not name:
+        return None
+    path = photo_dir(kind) / name
+    return path.read_bytes() if path.exists() else None
+
+
+def send_photo(kind: str, name: str | None, max_age: int = 86400):
+    """A stored photo as the response (404 when there is none), cached by the browser only."""
+    if not name:
+        abort(404)
+    response = send_from_directory(photo_dir(kind), name, mimetype="image/jpeg")
+    response.headers["Cache-Control"] = f"private, max-age={max_age}"
+    return response

@@ -26,7 +26,7 @@ from portal.clock import to_local, utcnow
 from portal.errors import ServiceError, clean_text
 from portal.extensions import db
 from portal.pdf import FONTS, photo_data_url, qr_data_url, render_pdf
-from portal.photos import photo_dir
+from portal.photos import read_photo
 from portal.scope import path_range
 
 #: The kinds of card, as the URLs name them.
@@ -248,13 +248,6 @@ def checklists(town_id: int) -> dict[str, list[str]]:
 
 
 # -- the cards ----------------------------------------------------------------------------------
-def read_photo(name: str | None) -> bytes | None:
-    if not name:
-        return None
-    path = photo_dir(PHOTO_KIND) / name
-    return path.read_bytes() if path.exists() else None
-
-
 def verify_link(token: str) -> str:
     return url_for("commendations.card_check", token=token, _external=True)
 
@@ -263,7 +256,7 @@ def work_cards(chiefs: list[Chief], names: dict[int, str]) -> list[dict]:
     town = names.get(int(chiefs[0].path.strip("/").split("/")[0]), "") if chiefs else ""
     cards = []
     for c in chiefs:
-        photo = read_photo(c.post.card_photo)
+        photo = read_photo(PHOTO_KIND, c.post.card_photo)
         cards.append({
             "name": c.name, "role": ROLE_LABELS[c.post.role], "where": where(c.path, names),
             "town": town, "since": to_local(c.post.started_at).date(),

@@ -16,7 +16,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_from_directory,
     url_for,
 )
 from flask_login import current_user
@@ -29,6 +28,7 @@ from portal import batch
 from portal.blueprints.commendations import bp
 from portal.blueprints.commendations import kit as svc
 from portal.blueprints.commendations.models import KIT_ITEMS, KitIssue
+from portal.blueprints.commendations.views import _staff
 from portal.blueprints.regions.models import Household, Post, Region
 from portal.blueprints.regions.services import path_names
 from portal.errors import ServiceError, attempt, show_on_form
@@ -36,7 +36,7 @@ from portal.extensions import db
 from portal.forms import strip, unix_newlines
 from portal.htmx import render_page_or_partial
 from portal.pdf import pdf_response
-from portal.photos import new_photo_name, photo_dir, process_photo, store_photo
+from portal.photos import new_photo_name, photo_dir, process_photo, send_photo, store_photo
 from portal.scope import (
     current_scope,
     get_household_or_404,
@@ -62,11 +62,6 @@ class PolicyForm(FlaskForm):
     body = TextAreaField("政策要点", filters=[strip, unix_newlines],
                          render_kw={"rows": 10, "maxlength": svc.POLICY_MAX,
                                     "placeholder": "每条一行，例如：城乡居民医保 每年 9 月至 12 月缴费"})
-
-
-def _staff():
-    if not current_scope().can_manage_any:
-        abort(403)
 
 
 def _village_or_404(region_id: int) -> Region:
@@ -178,13 +173,7 @@ def kit_photo_upload(post_id: int):
 
 @bp.get("/sige/posts/<int:post_id>/photo.jpg")
 def kit_photo(post_id: int):
-    post = _chief_post_or_404(post_id)
-    if not post.card_photo:
-        abort(404)
-    response = send_from_directory(photo_dir(svc.PHOTO_KIND), post.card_photo,
-                                   mimetype="image/jpeg")
-    response.headers["Cache-Control"] = "private, max-age=86400"
-    return response
+    return send_photo(svc.PHOTO_KIND, _chief_post_or_404(post_id).card_photo)
 
 
 @bp.post("/sige/posts/<int:post_id>/issue")
@@ -371,9 +360,4 @@ def card_check(token: str):
 @bp.get("/zheng/<token>/photo.jpg")
 def card_check_photo(token: str):
     post, _, _ = _card_holder(token)
-    if not post.card_photo:
-        abort(404)
-    response = send_from_directory(photo_dir(svc.PHOTO_KIND), post.card_photo,
-                                   mimetype="image/jpeg")
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response
+    return send_photo(svc.PHOTO_KIND, post.card_photo, max_age=3600)

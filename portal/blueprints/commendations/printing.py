@@ -25,15 +25,8 @@ from portal.blueprints.regions.services import node_name, path_names
 from portal.extensions import db
 from portal.htmx import render_page_or_partial
 from portal.pdf import pdf_response
-from portal.photos import photo_dir
+from portal.photos import read_photo
 from portal.scope import current_scope
-
-
-def photo_bytes(name: str | None) -> bytes | None:
-    if not name:
-        return None
-    path = photo_dir("commendation") / name
-    return path.read_bytes() if path.exists() else None
 
 
 def poster_data(campaign: Campaign, nominations: list[Nomination]) -> list[PosterData]:
@@ -50,7 +43,7 @@ def poster_data(campaign: Campaign, nominations: list[Nomination]) -> list[Poste
                                      node_name(n.path, regions, 3)) if p),
         deeds=n.deeds, stats=n.stats or {}, campaign=campaign.title, issuer=issuer,
         link=url_for("commendations.honour_entry", nomination_id=n.id, _external=True),
-        photo=photo_bytes(n.photo)) for n in nominations]
+        photo=read_photo("commendation", n.photo)) for n in nominations]
 
 
 def _approved(campaign: Campaign) -> list[Nomination]:

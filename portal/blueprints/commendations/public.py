@@ -9,7 +9,6 @@ from flask import (
     flash,
     redirect,
     render_template,
-    send_from_directory,
     url_for,
 )
 from flask_login import current_user
@@ -25,7 +24,7 @@ from portal.blueprints.regions.services import where_of
 from portal.errors import attempt
 from portal.extensions import db, limiter
 from portal.forms import strip, unix_newlines
-from portal.photos import photo_dir
+from portal.photos import send_photo
 from portal.scope import path_range
 
 PUBLIC = frozenset({"commendations.public_notice", "commendations.public_object",
@@ -145,7 +144,4 @@ def photo(nomination_id: int):
         from portal.blueprints.commendations.views import _campaign_or_404
 
         _campaign_or_404(campaign.id)
-    response = send_from_directory(photo_dir("commendation"), nomination.photo,
-                                   mimetype="image/jpeg")
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response
+    return send_photo("commendation", nomination.photo, max_age=3600)

@@ -1,4 +1,4 @@
-from flask import abort, flash, redirect, render_template, request, send_from_directory, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -13,6 +13,7 @@ from portal.clock import local_to_utc, to_local, utcnow
 from portal.errors import ServiceError, attempt, show_on_form
 from portal.extensions import db
 from portal.htmx import hx_target, render_page_or_partial
+from portal.photos import send_photo
 from portal.scope import (
     current_scope,
     get_household_or_404,
@@ -200,9 +201,7 @@ def photo(log_id: int):
     if entry is None or not entry.photo:
         abort(404)
     get_household_or_404(entry.household_id)
-    response = send_from_directory(svc.photo_dir(), entry.photo, mimetype="image/jpeg")
-    response.headers["Cache-Control"] = "private, max-age=86400"
-    return response
+    return send_photo("duty", entry.photo)
 
 
 # -- supervisors' view --------------------------------------------------------------------------

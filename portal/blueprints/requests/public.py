@@ -17,7 +17,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_from_directory,
     url_for,
 )
 from flask_login import current_user
@@ -30,7 +29,7 @@ from portal.blueprints.requests.models import LEVEL_NAMES, RATINGS, Request, Req
 from portal.clock import utcnow
 from portal.errors import MESSAGES, ServiceError, _retry_minutes, attempt, show_on_form
 from portal.extensions import db, limiter
-from portal.photos import photo_dir, process_photo
+from portal.photos import process_photo, send_photo
 from portal.scope import current_scope, get_household_or_404
 
 #: Endpoints reached without an account (listed in PUBLIC_ENDPOINTS of the app).
@@ -260,9 +259,7 @@ def public_photo(token: str, request_id: int):
     req = db.session.get(Request, request_id) if household is not None else None
     if req is None or req.household_id != household.id or not req.photo:
         abort(404)
-    response = send_from_directory(photo_dir("requests"), req.photo, mimetype="image/jpeg")
-    response.headers["Cache-Control"] = "private, max-age=86400"
-    return response
+    return send_photo("requests", req.photo)
 
 
 def _public_error(e):

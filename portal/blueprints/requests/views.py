@@ -5,7 +5,7 @@ with the rule's message on the form that was sent (422), nothing saved."""
 
 from datetime import timedelta
 
-from flask import abort, flash, redirect, render_template, request, send_from_directory, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -30,7 +30,7 @@ from portal.blueprints.requests.models import (
 from portal.clock import local_to_utc, utcnow
 from portal.errors import ServiceError, attempt
 from portal.extensions import db
-from portal.photos import photo_dir
+from portal.photos import send_photo
 from portal.scope import current_scope, get_request_or_404
 
 #: Roles with a queue of their own (the others only take requests from the board).
@@ -179,11 +179,7 @@ def detail(request_id: int):
 @bp.get("/requests/<int:request_id>/photo")
 def photo(request_id: int):
     req = get_request_or_404(request_id)
-    if not req.photo:
-        abort(404)
-    response = send_from_directory(photo_dir("requests"), req.photo, mimetype="image/jpeg")
-    response.headers["Cache-Control"] = "private, max-age=86400"
-    return response
+    return send_photo("requests", req.photo)
 
 
 def _check_may_try(scope, req, action: str) -> None:
