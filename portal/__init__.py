@@ -47,6 +47,8 @@ def create_app(config: dict | None = None) -> Flask:
     from portal.blueprints.auth import bp as auth_bp
     from portal.blueprints.commendations import bp as commendations_bp
     from portal.blueprints.duties import bp as duties_bp
+    from portal.blueprints.ledgers import bp as ledgers_bp
+    from portal.blueprints.notices import bp as notices_bp
     from portal.blueprints.points import bp as points_bp
     from portal.blueprints.regions import bp as regions_bp
     from portal.blueprints.requests import bp as requests_bp
@@ -58,6 +60,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(agenda_bp)
     app.register_blueprint(points_bp)
     app.register_blueprint(commendations_bp)
+    app.register_blueprint(ledgers_bp)
+    app.register_blueprint(notices_bp)
 
     from portal import errors
 
@@ -77,6 +81,8 @@ def _import_models() -> None:
     from portal.blueprints.auth import models as _a  # noqa: F401
     from portal.blueprints.commendations import models as _c  # noqa: F401
     from portal.blueprints.duties import models as _d  # noqa: F401
+    from portal.blueprints.ledgers import models as _l  # noqa: F401
+    from portal.blueprints.notices import models as _n  # noqa: F401
     from portal.blueprints.points import models as _p  # noqa: F401
     from portal.blueprints.regions import models as _r  # noqa: F401
     from portal.blueprints.requests import models as _q  # noqa: F401

@@ -1,0 +1,3 @@
+"""ledger_views of the ledgers blueprint."""
+
+from portal.blueprints.ledgers import bp  # noqa: F401
