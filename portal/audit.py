@@ -86,6 +86,9 @@ ACTION_LABELS = {
     "objection.create": "提出异议", "objection.resolve": "核实异议",
     "kit.photo": "上传工作证照片", "kit.issue": "登记四个一发放", "kit.clear": "撤销四个一发放登记",
     "policy.update": "修改政策明白卡",
+    # 辖区社会资源 (issue 7, ledgers)
+    "resource.create": "登记社会资源", "resource.update": "修改社会资源",
+    "resource.deactivate": "停用社会资源", "resource.reactivate": "恢复社会资源",
 }
 DETAIL_LABELS = {
     "name": "名称", "level": "级别", "address": "住址", "head": "户主", "head_name": "户主",
@@ -114,6 +117,9 @@ DETAIL_LABELS = {
     "campaign": "评选", "visits": "走访服务", "requests": "办理诉求", "disputes": "调解纠纷",
     "households": "联系户", "upheld": "异议成立",
     "kit": "四个一", "issued_on": "发放日期",
+    # 辖区社会资源 (issue 7, ledgers)
+    "resource_kind": "类别", "contact_name": "联系人", "contact_phone": "联系电话",
+    "services": "服务内容", "opening": "开放时间及备注",
 }
 
 

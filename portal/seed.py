@@ -134,6 +134,7 @@ def load_demo(seed: int = 2023) -> dict:
     ledger = _demo_points(town, holders, households, logs, now)
     commended = _demo_commendations(town, holders, now)
     commended.update(_demo_kit(town, holders, now))
+    commended.update(_demo_resources(town, holders))
     db.session.commit()
     return {"村/社区": len(VILLAGES), "邻": len(VILLAGES) * 16, "户": len(households),
             "账号": len(users), "履职记录": len(logs), "民情诉求": requests, "议题": agenda_items,
@@ -936,3 +937,37 @@ def _demo_kit(town, holders, now) -> dict:
             issued += 1
     db.session.flush()
     return {"四个一发放": issued}
+
+
+#: (村 or 组, kind, name, address, contact, phone, services, opening) of the demo's 辖区社会资源.
+DEMO_RESOURCES = (
+    ("特立村", "station", "特立村红色驿站", "特立村村部一楼", "周丽", "0731-86281234",
+     "歇脚饮水、手机充电、雨具借用，党员志愿者代办医保社保", "每天 8:30—17:30"),
+    ("特立村", "team", "特立村“银发”志愿服务队", "特立村村部", "杨国平", "13900001234",
+     "上门陪护独居老人、代购药品、帮忙理发，22 名队员", "每周二、周五上午集中上门"),
+    ("杨家井组", "place", "杨家井文化广场", "杨家井组塘边", "", "",
+     "广场舞、坝坝电影、屋场会场地（可容纳 200 人）", "全天开放"),
+    ("江背社区", "business", "江背镇老街惠民理发店", "老街 18 号", "李师傅", "13700005678",
+     "70 岁以上老人免费理发，每月一次上门为行动不便的老人理发", "9:00—19:00，周一休息"),
+    ("江背社区", "place", "江背社区新时代文明实践站", "江背社区服务中心二楼", "罗敏",
+     "0731-86289876", "四点半课堂、法律咨询、健康讲座；场地免费借用须提前预约",
+     "工作日 9:00—17:00"),
+    ("五美村", "team", "五美村应急救援队", "五美村村部", "彭德胜", "13600002345",
+     "防汛抗旱、山林防火、道路抢修，配抽水泵 2 台", "汛期 24 小时值班"),
+    ("印山村", "business", "印山茶园农家乐", "印山村茶园组 6 号", "谭金花", "13500003456",
+     "为村里活动提供餐食优惠，吸纳 12 名村民就业", ""),
+)
+
+
+def _demo_resources(town, holders) -> dict:
+    """辖区社会资源, through the service: a 红色驿站, volunteer teams, a square, businesses."""
+    from portal.blueprints.ledgers import ledgers
+
+    _regions, by_name, act = _acting(town, holders)
+    office = act(holders[(town.id, "town_staff")])
+    for where, kind, name, address, contact, phone, offer, opening in DEMO_RESOURCES:
+        ledgers.save_resource(*office, None, by_name[where], {
+            "kind": kind, "name": name, "address": address, "contact_name": contact,
+            "contact_phone": phone, "services": offer, "opening": opening})
+    db.session.flush()
+    return {"社会资源": len(DEMO_RESOURCES)}

@@ -16,6 +16,9 @@ derived from the code under test):
   request is refused with the rule's message (422), not forbidden. A request on the 接单 board
   is read and taken (接单) by anyone with a post over it, volunteers included; volunteers
   cannot answer it (403);
+* 台账 (issue 7): the ledgers of a region are for 组长, 片长 and staff over it (邻长, volunteers
+  and people without a post: 403 whatever the region); a social resource (on the 组 here) is
+  changed by staff who manage its region, seen (403) by 组长 and 片长 over it;
 * an object outside every subtree the user may view → 404 (its existence does not leak); an
   object the user may view but not act on → 403.
 
@@ -239,6 +242,24 @@ kit.policy               t1   200   200        403           403        403     
 kit.policy               t2   200   404        404           404        404         404            404       404
 kit.policy:post          t1   303   303        403           403        403         403            403       404
 kit.policy:post          t2   303   404        404           404        404         404            404       404
+ledgers.chiefs           v1   200   200        200           200        200         403            403       403
+ledgers.chiefs           v2   200   200        404           404        404         403            403       403
+ledgers.chiefs           t2   200   404        404           404        404         403            403       403
+ledgers.resources        v1   200   200        200           200        200         403            403       403
+ledgers.resources        v2   200   200        404           404        404         403            403       403
+ledgers.resources        t2   200   404        404           404        404         403            403       403
+resource.edit            v1   200   200        200           403        403         404            404       404
+resource.edit            v2   200   200        404           404        404         404            404       404
+resource.edit            t2   200   404        404           404        404         404            404       404
+resource.edit:post       v1   303   303        303           403        403         404            404       404
+resource.edit:post       v2   303   303        404           404        404         404            404       404
+resource.edit:post       t2   303   404        404           404        404         404            404       404
+resource.deactivate      v1   200   200        200           403        403         404            404       404
+resource.deactivate      v2   200   200        404           404        404         404            404       404
+resource.deactivate      t2   200   404        404           404        404         404            404       404
+resource.deactivate:post v1   303   303        303           403        403         404            404       404
+resource.deactivate:post v2   303   303        404           404        404         404            404       404
+resource.deactivate:post t2   303   404        404           404        404         404            404       404
 """
 
 
@@ -377,6 +398,20 @@ ROUTES = {
     "kit.policy:post": ("POST", lambda o: f"/sige/towns/{o.town}/policy",
                         lambda o: {"title": "惠民政策明白卡", "body": "城乡居民医保每年九月开始缴费。"},
                         None),
+    # 台账 (issue 7)
+    "ledgers.chiefs": ("GET", lambda o: f"/ledgers/chiefs.xlsx?region={o.group}&period=2026-10",
+                       None, None),
+    "ledgers.resources": ("GET", lambda o: f"/ledgers/resources?region={o.group}", None, None),
+    "resource.edit": ("GET", lambda o: f"/ledgers/resources/{o.resource}/edit", None, None),
+    "resource.edit:post": ("POST", lambda o: f"/ledgers/resources/{o.resource}/edit",
+                           lambda o: {"region_id": str(o.group), "kind": "team",
+                                      "name": "改过的志愿服务队", "services": "帮老人买菜",
+                                      "contact_name": "李四", "contact_phone": "13912340000"},
+                           None),
+    "resource.deactivate": ("GET", lambda o: f"/ledgers/resources/{o.resource}/deactivate",
+                            None, None),
+    "resource.deactivate:post": ("POST", lambda o: f"/ledgers/resources/{o.resource}/deactivate",
+                                 lambda o: {"confirm": "y"}, None),
 }
 
 
@@ -539,6 +574,18 @@ def _commendations(ns, chief_id: int, by_id: int):
     return campaign.id, nomination.id
 
 
+def _resource(ns):
+    """A social resource registered on the 组 (written directly)."""
+    from portal.blueprints.ledgers.models import SocialResource
+
+    resource = SocialResource(region_id=ns.group.id, path=ns.group.path, kind="team",
+                              name=f"{ns.group.name}志愿服务队", services="帮老人买菜、理发",
+                              contact_name="张三", contact_phone="13912345678")
+    db.session.add(resource)
+    db.session.flush()
+    return resource.id
+
+
 @pytest.fixture
 def places(app, world):
     """Ids of the objects each row of the table asks about (built in one transaction)."""
@@ -577,6 +624,7 @@ def places(app, world):
         venue_id, meeting_id, aitem_id, six = _agenda(ns, world.admin.id)
         pchief, entry, breach, reward, redemption = _points(ns)
         campaign, nomination = _commendations(ns, pchief, world.admin.id)
+        resource = _resource(ns)
         out[key] = SimpleNamespace(town=ns.town.id, village=ns.village.id, group=ns.group.id,
                                    hood=ns.hood.id, hoodb=ns.hoodb.id, hh=ns.hh.id,
                                    post=post.id, log=log_id, duty_item=item_id, tag=tag_id,
@@ -585,7 +633,7 @@ def places(app, world):
                                    meeting=meeting_id, aitem=aitem_id, six=six, pchief=pchief,
                                    entry=entry, breach=breach, reward=reward,
                                    redemption=redemption, campaign=campaign,
-                                   nomination=nomination)
+                                   nomination=nomination, resource=resource)
     db.session.commit()
     out["t1"] = out["v1"]
     return out

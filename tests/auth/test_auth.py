@@ -416,7 +416,10 @@ KNOWN_POST_ENDPOINTS = {"auth.login", "auth.logout", "auth.password", "duties.lo
                         "commendations.batch_start", "commendations.withdraw",
                         "commendations.kit_photo_upload", "commendations.kit_issue",
                         "commendations.kit_policy", "commendations.kit_contact",
-                        "commendations.campaign_edit"}
+                        "commendations.campaign_edit",
+                        # 台账 (issue 7): social resources
+                        "ledgers.resource_new", "ledgers.resource_edit",
+                        "ledgers.resource_active"}
 
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])
