@@ -351,8 +351,14 @@ def _route_args(world) -> dict[str, int | str]:
 
     objection = Objection(nomination_id=nomination.id, reason="走访记录是补记的。")
     db.session.add(objection)
+    from portal.blueprints.ledgers.models import SocialResource
+
+    resource = SocialResource(region_id=world.group1.id, path=world.group1.path, kind="team",
+                              name="志愿服务队", services="帮老人买菜")
+    db.session.add(resource)
     db.session.commit()
-    return {"meeting_id": meeting.id, "venue_id": venue.id, "log_id": log.id,
+    return {"resource_id": resource.id, "change": "deactivate",
+            "meeting_id": meeting.id, "venue_id": venue.id, "log_id": log.id,
             "entry_id": entry, "breach_id": breach.id, "reward_id": reward.id,
             "redemption_id": redemption.id, "campaign_id": campaign.id,
             "nomination_id": nomination.id, "objection_id": objection.id,

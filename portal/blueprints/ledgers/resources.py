@@ -150,12 +150,12 @@ def resource_edit(resource_id: int):
 
 
 # -- deactivate / reactivate ---------------------------------------------------------------------
-@bp.route("/resources/<int:resource_id>/<any(deactivate, reactivate):action>",
+@bp.route("/resources/<int:resource_id>/<any(deactivate, reactivate):change>",
           methods=["GET", "POST"])
-def resource_active(resource_id: int, action: str):
+def resource_active(resource_id: int, change: str):
     resource = _resource_or_404(resource_id, "manage")
     form = ConfirmForm()
-    active = action == "reactivate"
+    active = change == "reactivate"
     if form.validate_on_submit():
         if attempt(form, lambda: svc.set_active(_me(), current_scope(), resource, active)):
             db.session.commit()
