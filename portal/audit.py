@@ -86,6 +86,8 @@ ACTION_LABELS = {
     "objection.create": "提出异议", "objection.resolve": "核实异议",
     "kit.photo": "上传工作证照片", "kit.issue": "登记四个一发放", "kit.clear": "撤销四个一发放登记",
     "policy.update": "修改政策明白卡",
+    # roster import (ledgers)
+    "import.households": "导入住户名册", "import.chiefs": "导入三长名册",
 }
 DETAIL_LABELS = {
     "name": "名称", "level": "级别", "address": "住址", "head": "户主", "head_name": "户主",
@@ -114,6 +116,9 @@ DETAIL_LABELS = {
     "campaign": "评选", "visits": "走访服务", "requests": "办理诉求", "disputes": "调解纠纷",
     "households": "联系户", "upheld": "异议成立",
     "kit": "四个一", "issued_on": "发放日期",
+    # roster import (ledgers)
+    "roster": "名册", "file": "文件", "rows": "行数", "created": "新建", "updated": "更新",
+    "unchanged": "未变", "new_regions": "新建单位", "moved": "换邻", "new_users": "新账号",
 }
 
 
