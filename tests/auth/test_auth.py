@@ -416,7 +416,8 @@ KNOWN_POST_ENDPOINTS = {"auth.login", "auth.logout", "auth.password", "duties.lo
                         "commendations.batch_start", "commendations.withdraw",
                         "commendations.kit_photo_upload", "commendations.kit_issue",
                         "commendations.kit_policy", "commendations.kit_contact",
-                        "commendations.campaign_edit"}
+                        "commendations.campaign_edit",
+                        "ledgers.import_upload", "ledgers.import_run"}
 
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])
