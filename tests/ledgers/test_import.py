@@ -415,3 +415,76 @@ def test_no_update_statement_for_identical_rows(world, staff, app):
     finally:
         event.remove(db.engine, "before_cursor_execute", before)
     assert not [s for s in seen if s.lstrip().upper().startswith("UPDATE")]
+
+
+def _excel_like(rows: list[list]) -> bytes:
+    """An XLSX the way Excel and WPS write one (and openpyxl does not): strings in the shared
+    table (one with rich-text runs and a phonetic guide), numbers as numbers, blank cells left
+    out, the first sheet stored as xl/worksheets/data.xml after a title row."""
+    strings, cells_xml = [], []
+
+    def s(text):
+        strings.append(text)
+        return len(strings) - 1
+
+    for r, row in enumerate(rows, start=1):
+        cells = []
+        for c, value in enumerate(row):
+            ref = f"{chr(65 + c)}{r}"
+            if value is None:
+                continue
+            if isinstance(value, int):
+                cells.append(f'<c r="{ref}"><v>{value}</v></c>')
+            else:
+                cells.append(f'<c r="{ref}" t="s"><v>{s(value)}</v></c>')
+        cells_xml.append(f'<row r="{r}">{"".join(cells)}</row>')
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    sis = []
+    for text in strings:
+        if text == "村1":  # rich text split in two runs, with a phonetic guide
+            sis.append('<si><r><t>村</t></r><r><rPr><b/></rPr><t>1</t></r>'
+                       '<rPh sb="0" eb="1"><t>cun</t></rPh></si>')
+        else:
+            sis.append(f"<si><t>{text}</t></si>")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("xl/workbook.xml", f'<workbook {ns} xmlns:r="http://schemas.openxmlformats.org/'
+                   'officeDocument/2006/relationships"><sheets><sheet name="名册" sheetId="1" '
+                   'r:id="rId7"/></sheets></workbook>')
+        z.writestr("xl/_rels/workbook.xml.rels",
+                   '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+                   'relationships"><Relationship Id="rId7" Type="worksheet" '
+                   'Target="worksheets/data.xml"/></Relationships>')
+        z.writestr("xl/sharedStrings.xml", f'<sst {ns}>{"".join(sis)}</sst>')
+        z.writestr("xl/worksheets/data.xml",
+                   f'<worksheet {ns}><sheetData>{"".join(cells_xml)}</sheetData></worksheet>')
+    return out.getvalue()
+
+
+def test_excel_written_file(world, staff):
+    data = _excel_like([["2026 年住户名册"], H_HEAD,
+                        ["村1", "片1", "组1", "邻12", "东街 3 号", "钱七", 13612345678, 2, None],
+                        [None] * 9,
+                        ["村1", "片1", "组1", "邻12", "东街 4 号", "孙八", None, 5, "留守儿童"]])
+    token = token_of(upload(staff, data))
+    state = imp.read_state(token)
+    assert state["problem_count"] == 0 and state["summary"]["created"] == 2, \
+        imp.read_problems(token)
+    run(staff, token)
+    hh = db.session.execute(select(Household).where(Household.head_name == "钱七")).scalar_one()
+    assert (hh.phone, hh.member_count, hh.neighborhood_id) == ("13612345678", 2, world.hood1b.id)
+    # row numbers are the sheet's own: the title row and the blank row count
+    bad = _excel_like([["2026 年住户名册"], H_HEAD, [None] * 9,
+                       ["村1", "片1", "组1", "邻12", "东街 5 号", "李九", 136, 2, None]])
+    problems = imp.read_problems(token_of(upload(staff, bad)))
+    assert [p[:2] for p in problems] == [[4, "联系电话"]]
+
+
+def test_village_staff_import_is_audited_on_their_village(world, login_as):
+    b = Browser(login_as(world.village_staff))
+    run(b, token_of(upload(b, xlsx([["村1", "片1", "组1", "邻11", "新路 1 号", "新户", "", 2, ""]]))))
+    entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "import.households")).one()
+    assert entry.region_path == world.village1.path
+    audit = b.get("/regions/audit").data.decode()
+    assert "导入住户名册" in audit and "名册.xlsx" in audit

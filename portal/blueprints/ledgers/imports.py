@@ -21,10 +21,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import secrets
 import threading
 import time
+import traceback
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -330,6 +332,8 @@ class Plan:
     moved: int = 0
     #: 三长: accounts to create (phone → name)
     new_users: dict[str, str] = field(default_factory=dict)
+    #: paths of the villages the rows lie in (the audit row goes to the one village, if one)
+    villages: set[str] = field(default_factory=set)
 
     def summary(self) -> dict:
         return {"rows": self.rows, "created": len(self.creates), "updated": len(self.updates),
@@ -387,6 +391,7 @@ def _region_chain(plan, tree, scope, n, kind, cells, depth: int):
     if not scope.allows("manage", village[1]):
         plan.problems.append((n, header["village"], f"“{cells['village']}”不在您的管理范围"))
         return None
+    plan.villages.add(village[1])
     ref, names = village[0], [cells["village"]]
     for key, level in SUB_LEVELS[:depth]:
         name = cells[key]
@@ -705,7 +710,8 @@ def apply(actor, p: Plan, file_name: str, progress: Callable[[int], None] | None
         detail["moved"] = summary["moved"]
     else:
         detail["new_users"] = created_users
-    record(actor, f"import.{p.kind}", Roster(), p.town_path, **detail)
+    path = next(iter(p.villages)) if len(p.villages) == 1 else p.town_path
+    record(actor, f"import.{p.kind}", Roster(), path, **detail)
     return summary
 
 
@@ -799,6 +805,10 @@ def start(token: str, state: dict, actor_id: int) -> bool:
     with _lock:
         if running(token):
             return False
+        try:  # one start per job, across the server's processes too
+            os.close(os.open(folder() / f"{token}.started", os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return False
         state.update(status="running", phase="读取文件", done=0, message="")
         write_state(token, state)
         job = threading.Thread(target=_run, args=(app, token, state, actor_id), daemon=True,
@@ -847,9 +857,12 @@ def _run(app, token: str, state: dict, actor_id: int) -> None:
         except FileRefused as e:
             db.session.rollback()
             state.update(status="failed", message=str(e))
-        except Exception:
+        except Exception as e:
             db.session.rollback()
-            log.exception("roster import %s failed", token[:8])
+            # the type and where, not the message: a database error's message holds the
+            # statement's parameters (residents' phones)
+            log.error("roster import %s failed: %s\n%s", token[:8], type(e).__name__,
+                      "".join(traceback.format_tb(e.__traceback__)))
             state.update(status="failed",
                          message="导入出错，已全部撤销，没有保存任何数据。请稍后重试；仍不行请联系管理员。")
         finally:
