@@ -81,7 +81,7 @@ def staff(world, login_as):
     return Browser(login_as(world.town_staff))
 
 
-def test_template_round_trips(world, staff, app):
+def test_template_round_trips(world, staff, app, login_as):
     r = staff.get(f"/ledgers/import/template/households.xlsx?town={world.town.id}")
     assert r.status_code == 200 and r.mimetype.endswith("sheet")
     ws = load_workbook(io.BytesIO(r.data)).worksheets[0]
@@ -114,6 +114,12 @@ def test_template_round_trips(world, staff, app):
     post = db.session.execute(select(Post).where(Post.user_id == user.id)).scalar_one()
     assert (post.region_id, post.role) == (world.hood1.id, "neighbor_chief")
     assert user.password_hash.startswith("!")  # no password works until staff set one
+    # the result page's link sets it (the portal's 重置密码), then the account logs in
+    link = re.search(r'href="(/users/\d+/password[^"]*)"', done).group(1).replace("&amp;", "&")
+    assert staff.get(link).status_code == 200
+    r = staff.post(link, password="first-pass-1", confirm="first-pass-1")
+    assert r.status_code == 303, r.data.decode()[:500]
+    login_as(user, "first-pass-1")
 
 
 def test_new_regions_are_created_with_paths(world, staff):
@@ -455,12 +461,12 @@ def _excel_like(rows: list[list]) -> bytes:
         cells_xml.append(f'<row r="{r}">{"".join(cells)}</row>')
     ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
     sis = []
-    for text in strings:
-        if text == "村1":  # rich text split in two runs, with a phonetic guide
+    for value in strings:
+        if value == "村1":  # rich text split in two runs, with a phonetic guide
             sis.append('<si><r><t>村</t></r><r><rPr><b/></rPr><t>1</t></r>'
                        '<rPh sb="0" eb="1"><t>cun</t></rPh></si>')
         else:
-            sis.append(f"<si><t>{text}</t></si>")
+            sis.append(f"<si><t>{value}</t></si>")
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("[Content_Types].xml", "<Types/>")
