@@ -89,6 +89,8 @@ ACTION_LABELS = {
     # 辖区社会资源 (issue 7, ledgers)
     "resource.create": "登记社会资源", "resource.update": "修改社会资源",
     "resource.deactivate": "停用社会资源", "resource.reactivate": "恢复社会资源",
+    # roster import (ledgers)
+    "import.households": "导入住户名册", "import.chiefs": "导入三长名册",
 }
 DETAIL_LABELS = {
     "name": "名称", "level": "级别", "address": "住址", "head": "户主", "head_name": "户主",
@@ -120,6 +122,9 @@ DETAIL_LABELS = {
     # 辖区社会资源 (issue 7, ledgers)
     "resource_kind": "类别", "contact_name": "联系人", "contact_phone": "联系电话",
     "services": "服务内容", "opening": "开放时间及备注",
+    # roster import (ledgers)
+    "roster": "名册", "file": "文件", "rows": "行数", "created": "新建", "updated": "更新",
+    "unchanged": "未变", "new_regions": "新建单位", "moved": "换邻", "new_users": "新账号",
 }
 
 

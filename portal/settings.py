@@ -20,6 +20,9 @@ WTF_CSRF_HEADERS = ["X-CSRFToken"]
 MAX_CONTENT_LENGTH = 8 * 1024 * 1024
 #: Where uploaded photos are kept; None → <instance>/uploads.
 UPLOAD_DIR = None
+#: Where roster imports keep the uploaded file and the job's state until done; None →
+#: <instance>/imports. Not under static: residents' phones are in the files.
+IMPORT_DIR = None
 #: Photos are downscaled so their longer side is at most this many pixels.
 PHOTO_MAX_SIDE = 1280
 #: An uploaded photo may be at most this many bytes and this many pixels (a phone's 48 MP

@@ -50,6 +50,7 @@ def _app(tmp_path_factory):
         "SECRET_KEY": "test-secret",
         "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
         "UPLOAD_DIR": str(base / "uploads"),
+        "IMPORT_DIR": str(base / "imports"),
         "RATELIMIT_STORAGE_URI": "memory://",
     })
     app.test_client_class = IsolatedClient

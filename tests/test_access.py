@@ -19,6 +19,9 @@ derived from the code under test):
 * 台账 (issue 7): the ledgers of a region are for 组长, 片长 and staff over it (邻长, volunteers
   and people without a post: 403 whatever the region); a social resource (on the 组 here) is
   changed by staff who manage its region, seen (403) by 组长 and 片长 over it;
+* a roster import job (名册导入) is its uploader's alone: anyone else, admin included, gets 404
+  (rows "import.*": v1 a job of the village staff, v2 one of the town staff, t2 one of a second
+  town's staff; starting the import, POST …/run, is tested in tests/ledgers/test_import.py);
 * an object outside every subtree the user may view → 404 (its existence does not leak); an
   object the user may view but not act on → 403.
 
@@ -260,6 +263,15 @@ resource.deactivate      t2   200   404        404           404        404     
 resource.deactivate:post v1   303   303        303           403        403         404            404       404
 resource.deactivate:post v2   303   303        404           404        404         404            404       404
 resource.deactivate:post t2   303   404        404           404        404         404            404       404
+import.job               v1   404   404        200           404        404         404            404       404
+import.job               v2   404   200        404           404        404         404            404       404
+import.job               t2   404   404        404           404        404         404            404       404
+import.problems          v1   404   404        200           404        404         404            404       404
+import.problems          v2   404   200        404           404        404         404            404       404
+import.problems          t2   404   404        404           404        404         404            404       404
+import.run               v1   404   404        200           404        404         404            404       404
+import.run               v2   404   200        404           404        404         404            404       404
+import.run               t2   404   404        404           404        404         404            404       404
 """
 
 
@@ -412,7 +424,33 @@ ROUTES = {
                             None, None),
     "resource.deactivate:post": ("POST", lambda o: f"/ledgers/resources/{o.resource}/deactivate",
                                  lambda o: {"confirm": "y"}, None),
+    "import.job": ("GET", lambda o: f"/ledgers/import/{o.job_bad}", None, None),
+    "import.problems": ("GET", lambda o: f"/ledgers/import/{o.job_bad}/problems.xlsx", None,
+                        None),
+    "import.run": ("GET", lambda o: f"/ledgers/import/{o.job_ok}/run", None, None),
 }
+
+
+def _import_jobs(owner_id: int, town) -> tuple[str, str]:
+    """Two roster import jobs of ``owner_id`` (state files written directly): one checked with
+    problems, one checked clean with its file waiting."""
+    from portal.blueprints.ledgers import imports as imp
+
+    tokens = []
+    for problems in ([[2, "村(社区)", "未知的村(社区)“某村”"]], []):
+        token = imp.new_token()
+        summary = {"rows": 1, "created": 1, "updated": 0, "unchanged": 0, "moved": 0,
+                   "new_regions": 0, "new_users": 0}
+        imp.write_state(token, {"user_id": owner_id, "kind": "households", "town_id": town.id,
+                                "town_name": town.name, "file_name": "名册.xlsx",
+                                "status": "checked", "rows": 1, "summary": summary,
+                                "problem_count": len(problems), "new_regions": [],
+                                "new_users": []})
+        imp.write_problems(token, problems)
+        if not problems:
+            imp.job_paths(token)[0].write_bytes(b"PK")
+        tokens.append(token)
+    return tokens[0], tokens[1]
 
 
 def _parse(table: str) -> dict[tuple[str, str], list[tuple[str, int]]]:
@@ -635,6 +673,14 @@ def places(app, world):
                                    redemption=redemption, campaign=campaign,
                                    nomination=nomination, resource=resource)
     db.session.commit()
+    town2_staff = User(phone="13600000009", name="二镇干部", password_hash="!")
+    db.session.add(town2_staff)
+    db.session.flush()
+    db.session.add(Post(user_id=town2_staff.id, region_id=town2.id, role="town_staff"))
+    db.session.commit()
+    for key, owner, town in (("v1", world.village_staff, world.town),
+                             ("v2", world.town_staff, world.town), ("t2", town2_staff, town2)):
+        out[key].job_bad, out[key].job_ok = _import_jobs(owner.id, town)
     out["t1"] = out["v1"]
     return out
 

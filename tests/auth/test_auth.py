@@ -425,7 +425,8 @@ KNOWN_POST_ENDPOINTS = {"auth.login", "auth.logout", "auth.password", "duties.lo
                         "commendations.campaign_edit",
                         # 台账 (issue 7): social resources
                         "ledgers.resource_new", "ledgers.resource_edit",
-                        "ledgers.resource_active"}
+                        "ledgers.resource_active",
+                        "ledgers.import_upload", "ledgers.import_run"}
 
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])
