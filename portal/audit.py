@@ -86,6 +86,8 @@ ACTION_LABELS = {
     "objection.create": "提出异议", "objection.resolve": "核实异议",
     "kit.photo": "上传工作证照片", "kit.issue": "登记四个一发放", "kit.clear": "撤销四个一发放登记",
     "policy.update": "修改政策明白卡",
+    "notice.publish": "发布通知", "notice.withdraw": "撤回通知",
+    "callout.create": "发起倡议", "callout.cancel": "取消倡议", "callout.log": "倡议记为履职",
 }
 DETAIL_LABELS = {
     "name": "名称", "level": "级别", "address": "住址", "head": "户主", "head_name": "户主",
@@ -114,6 +116,8 @@ DETAIL_LABELS = {
     "campaign": "评选", "visits": "走访服务", "requests": "办理诉求", "disputes": "调解纠纷",
     "households": "联系户", "upheld": "异议成立",
     "kit": "四个一", "issued_on": "发放日期",
+    "recipients": "收件人数", "read": "已读人数", "signups": "报名数", "place": "地点",
+    "cap": "人数上限",
 }
 
 
