@@ -239,6 +239,24 @@ kit.policy               t1   200   200        403           403        403     
 kit.policy               t2   200   404        404           404        404         404            404       404
 kit.policy:post          t1   303   303        403           403        403         403            403       404
 kit.policy:post          t2   303   404        404           404        404         404            404       404
+notice                   v1   200   200        200           200        200         200            200       404
+notice                   v2   200   200        404           404        404         404            404       404
+notice                   t2   200   404        404           404        404         404            404       404
+notice.receipts          v1   200   200        200           403        403         403            403       404
+notice.receipts          v2   200   200        404           404        404         404            404       404
+notice.receipts          t2   200   404        404           404        404         404            404       404
+notice.withdraw:post     v1   303   303        303           403        403         403            403       404
+notice.withdraw:post     v2   303   303        404           404        404         404            404       404
+notice.withdraw:post     t2   303   404        404           404        404         404            404       404
+callout                  v1   200   200        200           200        200         200            404       404
+callout                  v2   200   200        404           404        404         404            404       404
+callout                  t2   200   404        404           404        404         404            404       404
+callout.cancel:post      v1   303   303        303           403        403         303            404       404
+callout.cancel:post      v2   303   303        404           404        404         404            404       404
+callout.cancel:post      t2   303   404        404           404        404         404            404       404
+callout.log:post         v1   403   403        403           403        403         303            404       404
+callout.log:post         v2   403   403        404           404        404         404            404       404
+callout.log:post         t2   403   404        404           404        404         404            404       404
 """
 
 
@@ -377,6 +395,16 @@ ROUTES = {
     "kit.policy:post": ("POST", lambda o: f"/sige/towns/{o.town}/policy",
                         lambda o: {"title": "惠民政策明白卡", "body": "城乡居民医保每年九月开始缴费。"},
                         None),
+    # 通知公告 (a village's notice from the admin) and 倡议 (its 邻长's, over, one sign-up)
+    "notice": ("GET", lambda o: f"/notices/{o.notice}", None, None),
+    "notice.receipts": ("GET", lambda o: f"/notices/{o.notice}/receipts", None, None),
+    "notice.withdraw:post": ("POST", lambda o: f"/notices/{o.notice}/withdraw",
+                             lambda o: {"confirm": "y"}, None),
+    "callout": ("GET", lambda o: f"/notices/callouts/{o.callout}", None, None),
+    "callout.cancel:post": ("POST", lambda o: f"/notices/callouts/{o.callout}/cancel",
+                            lambda o: {"confirm": "y"}, None),
+    "callout.log:post": ("POST", lambda o: f"/notices/callouts/{o.callout}/log",
+                         lambda o: {"households": str(o.hh)}, None),
 }
 
 
@@ -539,6 +567,27 @@ def _commendations(ns, chief_id: int, by_id: int):
     return campaign.id, nomination.id
 
 
+def _notices(ns, admin, creator):
+    """A notice from the admin to the village, and a call-out of ``creator`` (the 邻长 of the
+    邻) that is over, with one sign-up by the household's phone."""
+    from portal.blueprints.notices import services as nsvc
+    from portal.blueprints.notices.models import CallOutSignup
+    from portal.clock import utcnow
+    from portal.scope import Grant, Scope
+
+    notice = nsvc.publish(admin, Scope([Grant("admin", "/", None)]), ns.village, "防火检查",
+                          "请逐户检查电线。")
+    callout = nsvc.create_callout(creator, Scope([Grant("neighbor_chief", ns.hood.path,
+                                                        ns.hood.id)]), ns.hood, {
+        "title": "清理篮球坪", "task": "一起扯杂草。", "place": "篮球坪", "cap": None,
+        "starts_at": utcnow() + timedelta(hours=1)})
+    db.session.flush()
+    callout.starts_at = utcnow() - timedelta(hours=1)
+    db.session.add(CallOutSignup(callout_id=callout.id, name="甲", phone="13912345678", people=2))
+    db.session.flush()
+    return notice.id, callout.id
+
+
 @pytest.fixture
 def places(app, world):
     """Ids of the objects each row of the table asks about (built in one transaction)."""
@@ -577,6 +626,8 @@ def places(app, world):
         venue_id, meeting_id, aitem_id, six = _agenda(ns, world.admin.id)
         pchief, entry, breach, reward, redemption = _points(ns)
         campaign, nomination = _commendations(ns, pchief, world.admin.id)
+        notice, callout = _notices(ns, world.admin, {"v1": world.neighbor_chief,
+                                                     "v2": world.neighbor_chief2}.get(key, holder))
         out[key] = SimpleNamespace(town=ns.town.id, village=ns.village.id, group=ns.group.id,
                                    hood=ns.hood.id, hoodb=ns.hoodb.id, hh=ns.hh.id,
                                    post=post.id, log=log_id, duty_item=item_id, tag=tag_id,
@@ -585,7 +636,7 @@ def places(app, world):
                                    meeting=meeting_id, aitem=aitem_id, six=six, pchief=pchief,
                                    entry=entry, breach=breach, reward=reward,
                                    redemption=redemption, campaign=campaign,
-                                   nomination=nomination)
+                                   nomination=nomination, notice=notice, callout=callout)
     db.session.commit()
     out["t1"] = out["v1"]
     return out

@@ -352,7 +352,12 @@ def _route_args(world) -> dict[str, int | str]:
     objection = Objection(nomination_id=nomination.id, reason="走访记录是补记的。")
     db.session.add(objection)
     db.session.commit()
-    return {"meeting_id": meeting.id, "venue_id": venue.id, "log_id": log.id,
+    from tests.notices.factories import callout as make_callout
+    from tests.notices.factories import publish
+
+    notice, callout = publish(world.village_staff, world.village1), make_callout(
+        world.neighbor_chief, world.hood1)
+    return {"notice_id": notice.id, "callout_id": callout.id,"meeting_id": meeting.id, "venue_id": venue.id, "log_id": log.id,
             "entry_id": entry, "breach_id": breach.id, "reward_id": reward.id,
             "redemption_id": redemption.id, "campaign_id": campaign.id,
             "nomination_id": nomination.id, "objection_id": objection.id,
@@ -416,7 +421,9 @@ KNOWN_POST_ENDPOINTS = {"auth.login", "auth.logout", "auth.password", "duties.lo
                         "commendations.batch_start", "commendations.withdraw",
                         "commendations.kit_photo_upload", "commendations.kit_issue",
                         "commendations.kit_policy", "commendations.kit_contact",
-                        "commendations.campaign_edit"}
+                        "commendations.campaign_edit",
+                        "notices.new", "notices.withdraw", "notices.callout_new",
+                        "notices.callout_cancel", "notices.callout_log", "notices.public_callout"}
 
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])
