@@ -19,7 +19,8 @@ PUBLIC_ENDPOINTS = {"auth.login", "static", "health", "requests.public_home",
                     "points.public_person", "commendations.public_notice",
                     "commendations.public_object", "commendations.honour_wall",
                     "commendations.honour_entry", "commendations.photo",
-                    "commendations.card_check", "commendations.card_check_photo"}
+                    "commendations.card_check", "commendations.card_check_photo",
+                    "notices.public_callout"}
 
 
 def create_app(config: dict | None = None) -> Flask:

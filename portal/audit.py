@@ -91,6 +91,8 @@ ACTION_LABELS = {
     "resource.deactivate": "停用社会资源", "resource.reactivate": "恢复社会资源",
     # roster import (ledgers)
     "import.households": "导入住户名册", "import.chiefs": "导入三长名册",
+    "notice.publish": "发布通知", "notice.withdraw": "撤回通知",
+    "callout.create": "发起倡议", "callout.cancel": "取消倡议", "callout.log": "倡议记为履职",
 }
 DETAIL_LABELS = {
     "name": "名称", "level": "级别", "address": "住址", "head": "户主", "head_name": "户主",
@@ -125,6 +127,8 @@ DETAIL_LABELS = {
     # roster import (ledgers)
     "roster": "名册", "file": "文件", "rows": "行数", "created": "新建", "updated": "更新",
     "unchanged": "未变", "new_regions": "新建单位", "moved": "换邻", "new_users": "新账号",
+    "recipients": "收件人数", "read": "已读人数", "signups": "报名数", "place": "地点",
+    "cap": "人数上限",
 }
 
 

@@ -135,10 +135,11 @@ def load_demo(seed: int = 2023) -> dict:
     commended = _demo_commendations(town, holders, now)
     commended.update(_demo_kit(town, holders, now))
     commended.update(_demo_resources(town, holders))
+    notices = _demo_notices(town, holders, households, now)
     db.session.commit()
     return {"村/社区": len(VILLAGES), "邻": len(VILLAGES) * 16, "户": len(households),
             "账号": len(users), "履职记录": len(logs), "民情诉求": requests, "议题": agenda_items,
-            **ledger, **commended}
+            **ledger, **commended, **notices}
 
 
 def _demo_logs(rng, households, duty_items, contact_item, now,
@@ -971,3 +972,74 @@ def _demo_resources(town, holders) -> dict:
             "contact_phone": phone, "services": offer, "opening": opening})
     db.session.flush()
     return {"社会资源": len(DEMO_RESOURCES)}
+def _demo_notices(town, holders, households, now) -> dict:
+    """通知公告 and 倡议, through the services with the seed's clock:
+
+    * a town-wide notice from 刘建国 (镇干部) two days ago, read by about half its recipients
+      (胡新林 has not opened it: his nav shows the unread badge);
+    * a notice from 陈志强 (片长) to 特立村第一片 this morning, read by a few;
+    * 胡新林's call-out to clear the 杨家井组 basketball court in three days, with a dozen
+      sign-ups in ten minutes (a few by phones of his own households), and one from last week,
+      over and ready to be recorded as 文明示范员 duty."""
+    from sqlalchemy import update
+
+    from portal.blueprints.notices import services as ns
+    from portal.blueprints.notices.models import NoticeRecipient
+
+    regions, by_name, act = _acting(town, holders)
+    rng = random.Random(7)
+    staff = holders[(town.id, "town_staff")]
+    area = next(r for r in regions.values() if r.name == "第一片"
+                and r.path.startswith(by_name["特立村"].path))
+    hood = by_name["杨家井一邻"]
+    chief = holders[(hood.id, "neighbor_chief")]
+
+    town_notice = ns.publish(*act(staff), town, "关于开展冬季防火安全检查的通知", (
+        "各村(社区)、各位片长、组长、邻长：\n"
+        "冬季天干物燥，请于本月 28 日集中走访日前，对联系户逐户开展一次防火安全检查：\n"
+        "1. 重点查看独居老人、留守儿童家庭的电线、取暖器和灶台；\n"
+        "2. 发现隐患当场提醒，处理不了的在“诉求”里代录上报；\n"
+        "3. 检查情况记为“安全防护员”履职。\n"
+        "江背镇人民政府"), now=now - timedelta(days=2))
+    area_notice = ns.publish(*act(holders[(area.id, "area_chief")]), area,
+                             "本周五群众工作日安排", (
+        "本周五上午 9 点在特立村村务议事室召开民情分析会，请各组长带上本月收集的问题台账，"
+        "各邻长把联系户反映的问题提前报给组长。\n片长 陈志强"), now=now - timedelta(hours=3))
+    for notice, share, hours in ((town_notice, 0.5, 40), (area_notice, 0.3, 2)):
+        ids = list(db.session.scalars(select(NoticeRecipient.user_id).where(
+            NoticeRecipient.notice_id == notice.id, NoticeRecipient.user_id != chief.id)
+            .order_by(NoticeRecipient.user_id)))
+        readers = rng.sample(ids, k=int(len(ids) * share))
+        db.session.execute(update(NoticeRecipient).where(
+            NoticeRecipient.notice_id == notice.id, NoticeRecipient.user_id.in_(readers))
+            .values(read_at=now - timedelta(hours=hours)))
+
+    today = local_today(now)
+    own = [h for h, c in households if c is chief and h.phone]
+    names = ["苏玲", "胡桂兰", "杨志强", "刘玉梅", "陈海波", "周春华", "李德胜", "王凤英",
+             "张明亮", "黄小红", "赵长生", "吴冬梅"]
+    posted = now - timedelta(minutes=30)
+    court = ns.create_callout(*act(chief), hood, {
+        "title": "一起清理篮球坪杂草", "place": "杨家井组篮球坪",
+        "task": "暑假来了，请有时间的居民到篮球坪来跟我一起扯杂草，给孩子们多一点活动场地。"
+                "自带手套，有锄头的带上锄头。",
+        "starts_at": local_midnight_utc(today + timedelta(days=3)) + timedelta(hours=8),
+        "cap": 30}, now=posted)
+    db.session.flush()
+    for i, name in enumerate(names):
+        phone = own[i].phone if i < min(4, len(own)) else (
+            f"139{rng.randint(0, 99999999):08d}" if i % 3 else "")
+        ns.sign_up(court, {"name": name, "phone": phone, "people": 1 + (i % 4 == 0),
+                           "note": "带锄头" if i % 5 == 1 else ""},
+                   now=posted + timedelta(minutes=1 + i * 0.8))
+    past = ns.create_callout(*act(chief), hood, {
+        "title": "清理山塘边垃圾", "place": "杨家井山塘",
+        "task": "山塘边堆了不少垃圾，周六早上一起捡干净，垃圾袋我来准备。",
+        "starts_at": now + timedelta(hours=1), "cap": None}, now=now)
+    db.session.flush()
+    for i, name in enumerate(names[:6]):
+        ns.sign_up(past, {"name": name, "phone": own[-1 - i].phone if i < len(own) else "",
+                          "people": 1, "note": ""}, now=now)
+    past.starts_at = local_midnight_utc(today - timedelta(days=5)) + timedelta(hours=8)
+    past.created_at = past.starts_at - timedelta(days=2)
+    return {"通知": 2, "倡议": 2, "倡议报名": len(names) + 6}

@@ -272,6 +272,24 @@ import.problems          t2   404   404        404           404        404     
 import.run               v1   404   404        200           404        404         404            404       404
 import.run               v2   404   200        404           404        404         404            404       404
 import.run               t2   404   404        404           404        404         404            404       404
+notice                   v1   200   200        200           200        200         200            200       404
+notice                   v2   200   200        404           404        404         404            404       404
+notice                   t2   200   404        404           404        404         404            404       404
+notice.receipts          v1   200   200        200           403        403         403            403       404
+notice.receipts          v2   200   200        404           404        404         404            404       404
+notice.receipts          t2   200   404        404           404        404         404            404       404
+notice.withdraw:post     v1   303   303        303           403        403         403            403       404
+notice.withdraw:post     v2   303   303        404           404        404         404            404       404
+notice.withdraw:post     t2   303   404        404           404        404         404            404       404
+callout                  v1   200   200        200           200        200         200            404       404
+callout                  v2   200   200        404           404        404         404            404       404
+callout                  t2   200   404        404           404        404         404            404       404
+callout.cancel:post      v1   303   303        303           403        403         303            404       404
+callout.cancel:post      v2   303   303        404           404        404         404            404       404
+callout.cancel:post      t2   303   404        404           404        404         404            404       404
+callout.log:post         v1   403   403        403           403        403         303            404       404
+callout.log:post         v2   403   403        404           404        404         404            404       404
+callout.log:post         t2   403   404        404           404        404         404            404       404
 """
 
 
@@ -428,6 +446,16 @@ ROUTES = {
     "import.problems": ("GET", lambda o: f"/ledgers/import/{o.job_bad}/problems.xlsx", None,
                         None),
     "import.run": ("GET", lambda o: f"/ledgers/import/{o.job_ok}/run", None, None),
+    # 通知公告 (a village's notice from the admin) and 倡议 (its 邻长's, over, one sign-up)
+    "notice": ("GET", lambda o: f"/notices/{o.notice}", None, None),
+    "notice.receipts": ("GET", lambda o: f"/notices/{o.notice}/receipts", None, None),
+    "notice.withdraw:post": ("POST", lambda o: f"/notices/{o.notice}/withdraw",
+                             lambda o: {"confirm": "y"}, None),
+    "callout": ("GET", lambda o: f"/notices/callouts/{o.callout}", None, None),
+    "callout.cancel:post": ("POST", lambda o: f"/notices/callouts/{o.callout}/cancel",
+                            lambda o: {"confirm": "y"}, None),
+    "callout.log:post": ("POST", lambda o: f"/notices/callouts/{o.callout}/log",
+                         lambda o: {"households": str(o.hh)}, None),
 }
 
 
@@ -622,6 +650,25 @@ def _resource(ns):
     db.session.add(resource)
     db.session.flush()
     return resource.id
+def _notices(ns, admin, creator):
+    """A notice from the admin to the village, and a call-out of ``creator`` (the 邻长 of the
+    邻) that is over, with one sign-up by the household's phone."""
+    from portal.blueprints.notices import services as nsvc
+    from portal.blueprints.notices.models import CallOutSignup
+    from portal.clock import utcnow
+    from portal.scope import Grant, Scope
+
+    notice = nsvc.publish(admin, Scope([Grant("admin", "/", None)]), ns.village, "防火检查",
+                          "请逐户检查电线。")
+    callout = nsvc.create_callout(creator, Scope([Grant("neighbor_chief", ns.hood.path,
+                                                        ns.hood.id)]), ns.hood, {
+        "title": "清理篮球坪", "task": "一起扯杂草。", "place": "篮球坪", "cap": None,
+        "starts_at": utcnow() + timedelta(hours=1)})
+    db.session.flush()
+    callout.starts_at = utcnow() - timedelta(hours=1)
+    db.session.add(CallOutSignup(callout_id=callout.id, name="甲", phone="13912345678", people=2))
+    db.session.flush()
+    return notice.id, callout.id
 
 
 @pytest.fixture
@@ -663,6 +710,8 @@ def places(app, world):
         pchief, entry, breach, reward, redemption = _points(ns)
         campaign, nomination = _commendations(ns, pchief, world.admin.id)
         resource = _resource(ns)
+        notice, callout = _notices(ns, world.admin, {"v1": world.neighbor_chief,
+                                                     "v2": world.neighbor_chief2}.get(key, holder))
         out[key] = SimpleNamespace(town=ns.town.id, village=ns.village.id, group=ns.group.id,
                                    hood=ns.hood.id, hoodb=ns.hoodb.id, hh=ns.hh.id,
                                    post=post.id, log=log_id, duty_item=item_id, tag=tag_id,
@@ -671,7 +720,8 @@ def places(app, world):
                                    meeting=meeting_id, aitem=aitem_id, six=six, pchief=pchief,
                                    entry=entry, breach=breach, reward=reward,
                                    redemption=redemption, campaign=campaign,
-                                   nomination=nomination, resource=resource)
+                                   nomination=nomination, resource=resource, notice=notice,
+                                   callout=callout)
     db.session.commit()
     town2_staff = User(phone="13600000009", name="二镇干部", password_hash="!")
     db.session.add(town2_staff)

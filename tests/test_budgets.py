@@ -427,3 +427,38 @@ def test_queries_saving_a_duty_log(full, login_as, count_queries, output_dir, ht
     report(output_dir, "post", {"post": n.count, "then_get": n2.count})
     assert n.count <= MAX_QUERIES, "\n".join(n.statements)
     assert n2.count <= MAX_QUERIES, "\n".join(n2.statements)
+
+
+# -- the nav's unread-notices badge (issue 7) ----------------------------------------------------
+def test_unread_badge_costs_no_query_and_fits_the_home(full, login_as, count_queries, output_dir):
+    """The 通知 badge on every page comes with the user in the login's one query: the 邻长 home
+    runs as many statements with three unread notices as with none, and still weighs within
+    budget; the notices pages stay within the query budget with the full 邻."""
+    from tests.notices.factories import callout, publish
+
+    w = full.world
+    c = login_as(w.neighbor_chief)
+    _, before = _count(count_queries, c, "/duties/")
+    notices = [publish(w.town_staff, w.town, title=f"全镇通知{i}") for i in range(2)]
+    publish(w.area_chief, w.area1, title="片里的通知")
+    r, after = _count(count_queries, c, "/duties/")
+    assert '<b class="badge">3</b>' in html_of(r)
+    assert after.count == before.count <= MAX_QUERIES
+    figures = _weigh_page(c, "/duties/")
+    _assert_page_budget(figures)
+    row = callout(w.neighbor_chief, w.hood1,
+                  signups=[(f"邻居{i}", f"1391234{i:04d}", 1) for i in range(12)])
+    counts = {"home": after.count}
+    for name, url in (("notices", "/notices/"), ("notice", f"/notices/{notices[0].id}"),
+                      ("callouts", "/notices/callouts"), ("callout", f"/notices/callouts/{row.id}")):
+        r, n = _count(count_queries, c, url)
+        assert r.status_code == 200, url
+        counts[name] = n.count
+    staff = login_as(w.town_staff)
+    for name, url in (("sent", "/notices/sent"),
+                      ("receipts", f"/notices/{notices[0].id}/receipts")):
+        r, n = _count(count_queries, staff, url)
+        assert r.status_code == 200, url
+        counts[name] = n.count
+    report(output_dir, "notices_queries", {**counts, "home_html": figures["html"]})
+    assert max(counts.values()) <= MAX_QUERIES, counts

@@ -339,3 +339,65 @@ def test_agenda_migration_upgrade_downgrade_and_again(fresh_app, monkeypatch):
         "category_id": str(asvc.deliberation_items(town_id)[0].id)})
     db.session.commit()
     assert db.session.get(AgendaItem, again.id).status == "proposed"
+
+
+NOTICE_TABLES = {"notices", "notice_recipients", "callouts", "callout_signups"}
+
+
+def test_notices_migration_downgrade_and_upgrade_again(fresh_app):
+    """0009 (notices): a notice with its receipts on the upgraded schema; down to the revision
+    before it, only its tables go; up again, empty and working (a notice, a call-out with a
+    sign-up)."""
+    from datetime import timedelta
+
+    from portal.blueprints.auth.models import User
+    from portal.blueprints.auth.services import create_user
+    from portal.blueprints.notices import services as nsvc
+    from portal.blueprints.regions.models import Post, Region
+    from portal.blueprints.regions.services import create_region
+    from portal.clock import utcnow
+    from portal.scope import Grant, Scope
+
+    upgrade()
+    town = create_region(None, None, "通知镇")
+    village = create_region(None, town, "通知村")
+    staff = create_user(None, "13700000041", "镇干部", "a-good-pass-1")
+    chief = create_user(None, "13700000042", "村干部", "a-good-pass-1")
+    db.session.add_all([Post(user_id=staff.id, region_id=town.id, role="town_staff"),
+                        Post(user_id=chief.id, region_id=village.id, role="village_staff")])
+    db.session.commit()
+    ids = (staff.id, town.id, village.id)
+
+    def publish():
+        staff, town = db.session.get(User, ids[0]), db.session.get(Region, ids[1])
+        notice = nsvc.publish(staff, Scope([Grant("town_staff", town.path, town.id)]), town,
+                              "防火检查", "请逐户检查电线。")
+        assert notice.recipient_count == 1
+        db.session.commit()
+
+    publish()
+    before = db.session.execute(text("SELECT count(*) FROM regions")).scalar_one()
+    db.session.remove()
+
+    script = ScriptDirectory.from_config(fresh_app.extensions["migrate"].migrate.get_config())
+    downgrade(revision=script.get_revision("0009").down_revision)
+    assert not (_tables() & NOTICE_TABLES)
+    assert db.session.execute(text("SELECT count(*) FROM regions")).scalar_one() == before
+    db.session.remove()
+
+    upgrade()
+    assert _tables() >= NOTICE_TABLES and _diff() == []
+    assert db.session.execute(text("SELECT count(*) FROM notices")).scalar_one() == 0
+    publish()
+    node = db.session.get(Region, ids[2])
+    for name in ("一片", "一组", "一邻"):
+        node = create_region(None, node, name)
+    callout = nsvc.create_callout(
+        db.session.get(User, ids[0]), Scope([Grant("neighbor_chief", node.path, node.id)]), node,
+        {"title": "清理篮球坪", "task": "一起扯杂草。", "place": "篮球坪", "cap": 10,
+         "starts_at": utcnow() + timedelta(days=1)})
+    db.session.flush()
+    nsvc.sign_up(callout, {"name": "苏玲", "phone": "13912340001", "people": 2, "note": ""})
+    db.session.commit()
+    assert db.session.execute(text("SELECT sum(people) FROM callout_signups")).scalar_one() == 2
+    db.session.remove()

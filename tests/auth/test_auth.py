@@ -357,7 +357,13 @@ def _route_args(world) -> dict[str, int | str]:
                               name="志愿服务队", services="帮老人买菜")
     db.session.add(resource)
     db.session.commit()
+    from tests.notices.factories import callout as make_callout
+    from tests.notices.factories import publish
+
+    notice, callout = publish(world.village_staff, world.village1), make_callout(
+        world.neighbor_chief, world.hood1)
     return {"resource_id": resource.id, "change": "deactivate",
+            "notice_id": notice.id, "callout_id": callout.id,
             "meeting_id": meeting.id, "venue_id": venue.id, "log_id": log.id,
             "entry_id": entry, "breach_id": breach.id, "reward_id": reward.id,
             "redemption_id": redemption.id, "campaign_id": campaign.id,
@@ -423,10 +429,13 @@ KNOWN_POST_ENDPOINTS = {"auth.login", "auth.logout", "auth.password", "duties.lo
                         "commendations.kit_photo_upload", "commendations.kit_issue",
                         "commendations.kit_policy", "commendations.kit_contact",
                         "commendations.campaign_edit",
-                        # 台账 (issue 7): social resources
+                        # 台账 (issue 7): social resources, roster import
                         "ledgers.resource_new", "ledgers.resource_edit",
                         "ledgers.resource_active",
-                        "ledgers.import_upload", "ledgers.import_run"}
+                        "ledgers.import_upload", "ledgers.import_run",
+                        # notices and call-outs (issue 7)
+                        "notices.new", "notices.withdraw", "notices.callout_new",
+                        "notices.callout_cancel", "notices.callout_log", "notices.public_callout"}
 
 
 @pytest.mark.parametrize("who", ["admin", "anonymous"])

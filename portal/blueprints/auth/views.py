@@ -3,7 +3,7 @@ from urllib.parse import urlsplit
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, undefer
 
 from portal.blueprints.auth import bp
 from portal.blueprints.auth.forms import LoginForm, PasswordForm, ResetPasswordForm
@@ -17,13 +17,15 @@ from portal.scope import get_user_or_404
 
 @login_manager.user_loader
 def load_user(session_id: str):
-    """One query: the user, their posts and the posts' regions (the scope needs all three)."""
+    """One query: the user, their posts and the posts' regions (the scope needs all three), and
+    the count of their unread notices (notices.models)."""
     try:
         user_id, generation = (int(x) for x in session_id.split("."))
     except ValueError:
         return None
     user = db.session.execute(
-        select(User).options(joinedload(User.posts).joinedload(Post.region))
+        select(User).options(joinedload(User.posts).joinedload(Post.region),
+                             undefer(User.unread_notices))  # the nav's 通知 badge
         .where(User.id == user_id)
     ).unique().scalar_one_or_none()
     if user is None or not user.active or user.session_generation != generation:
