@@ -20,12 +20,17 @@ def upgrade():
         "duty_months",
         sa.Column("neighborhood_id", sa.Integer(), nullable=False),
         sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("town_id", sa.Integer(), nullable=False),
         sa.Column("contacts", sa.Integer(), nullable=False),
         sa.Column("visits", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["neighborhood_id"], ["regions.id"],
                                 name=op.f("fk_duty_months_neighborhood_id_regions")),
+        sa.ForeignKeyConstraint(["town_id"], ["regions.id"],
+                                name=op.f("fk_duty_months_town_id_regions")),
         sa.PrimaryKeyConstraint("neighborhood_id", "month", name=op.f("pk_duty_months")),
     )
+    op.create_index("ix_duty_months_town_month", "duty_months", ["town_id", "month"],
+                    postgresql_include=["contacts", "visits"])
     op.create_table(
         "duty_month_marks",
         sa.Column("town_id", sa.Integer(), nullable=False),
@@ -46,4 +51,5 @@ def upgrade():
 def downgrade():
     op.drop_index("ix_duty_logs_neighborhood_occurred_method", table_name="duty_logs")
     op.drop_table("duty_month_marks")
+    op.drop_index("ix_duty_months_town_month", table_name="duty_months")
     op.drop_table("duty_months")

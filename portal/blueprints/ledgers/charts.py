@@ -13,8 +13,8 @@ from datetime import date
 from markupsafe import Markup, escape
 
 W, H = 480, 210
-LEFT, RIGHT, TOP_, BOTTOM = 34, 6, 30, 34
-FONT = 12
+LEFT, RIGHT, TOP_, BOTTOM = 40, 6, 30, 40
+FONT = 15
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,10 @@ def _axis(months: list[date], top: int, unit: str) -> list[str]:
     step = plot_w / len(months)
     for i, m in enumerate(months):
         x = LEFT + step * (i + 0.5)
-        out.append(f'<text x="{x:g}" y="{H - BOTTOM + 14}" text-anchor="middle" '
+        out.append(f'<text x="{x:g}" y="{H - BOTTOM + 17}" text-anchor="middle" '
                    f'font-size="{FONT}" fill="#333">{m.month}</text>')
         if i == 0 or m.month == 1:
-            out.append(f'<text x="{x:g}" y="{H - BOTTOM + 28}" text-anchor="middle" '
+            out.append(f'<text x="{x:g}" y="{H - BOTTOM + 33}" text-anchor="middle" '
                        f'font-size="{FONT - 2}" fill="#777">{m.year}</text>')
     return out
 
@@ -65,10 +65,10 @@ def _axis(months: list[date], top: int, unit: str) -> list[str]:
 def _legend(series: list[Series]) -> list[str]:
     out, x = [], LEFT
     for s in series:
-        out.append(f'<rect x="{x}" y="6" width="11" height="11" fill="{s.color}"/>')
-        out.append(f'<text x="{x + 15}" y="16" font-size="{FONT}" fill="#333">'
+        out.append(f'<rect x="{x}" y="5" width="13" height="13" fill="{s.color}"/>')
+        out.append(f'<text x="{x + 17}" y="17" font-size="{FONT}" fill="#333">'
                    f'{escape(s.name)}</text>')
-        x += 15 + FONT * len(s.name) + 14
+        x += 17 + FONT * len(s.name) + 14
     return out
 
 

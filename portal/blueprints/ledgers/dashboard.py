@@ -42,6 +42,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    true,
     union_all,
     update,
 )
@@ -123,8 +124,8 @@ def fill_month(town_id: int, town_path: str, month: date, seen_version: int | No
             db.session.execute(delete(DutyMonth).where(DutyMonth.month == month,
                                                        DutyMonth.neighborhood_id.in_(hoods)))
             db.session.execute(insert(DutyMonth).from_select(
-                ["neighborhood_id", "month", "contacts", "visits"],
-                select(DutyLog.neighborhood_id, literal(month), func.count(),
+                ["neighborhood_id", "month", "town_id", "contacts", "visits"],
+                select(DutyLog.neighborhood_id, literal(month), literal(town_id), func.count(),
                        func.sum(case((DutyLog.method == "visit", 1), else_=0)))
                 .where(DutyLog.neighborhood_id.in_(hoods), DutyLog.voided_at.is_(None),
                        DutyLog.occurred_at >= start, DutyLog.occurred_at < end)
@@ -235,8 +236,39 @@ def _row(kind, path, *ns):
                   *(c.label(f"n{i}") for i, c in enumerate(cols)))
 
 
-def _n(x) -> int:
-    return int(x or 0)
+def _period_logs(prefix: str, in_period):
+    """A select of (path, contacts, visits) per 邻 under ``prefix`` in the period: one index-only
+    probe of (neighborhood_id, occurred_at) INCLUDE (method) per 邻 (a LATERAL subquery on
+    PostgreSQL; two correlated counts elsewhere)."""
+    counted = (DutyLog.neighborhood_id == Region.id, DutyLog.voided_at.is_(None),
+               in_period(DutyLog.occurred_at))
+    hood = (path_range(Region.path, prefix), Region.level == "neighborhood")
+    if db.session.get_bind().dialect.name == "postgresql":
+        lg = (select(func.count().label("c"),
+                     func.coalesce(func.sum(case((DutyLog.method == "visit", 1), else_=0)), 0)
+                     .label("v")).where(*counted).lateral("lg"))
+        return _row("log", Region.path, lg.c.c, lg.c.v).select_from(Region) \
+            .join(lg, true()).where(*hood)
+
+    def count(*extra):
+        return (select(func.count()).select_from(DutyLog).where(*counted, *extra)
+                .correlate(Region).scalar_subquery())
+
+    return _row("log", Region.path, count(), count(DutyLog.method == "visit")).where(*hood)
+
+
+def _posts(prefix: str):
+    """A select of (path + role, count) of the posts in post under ``prefix`` (a LATERAL probe
+    of (region_id, role) per node on PostgreSQL, where a join read every post of the county)."""
+    in_post = (Post.ended_at.is_(None), Post.role.in_(CHIEF_ROLES))
+    if db.session.get_bind().dialect.name == "postgresql":
+        pl = (select(Post.role.label("role"), func.count().label("c"))
+              .where(Post.region_id == Region.id, *in_post).group_by(Post.role).lateral("pl"))
+        return _row("post", Region.path + pl.c.role, pl.c.c).select_from(Region) \
+            .join(pl, true()).where(path_range(Region.path, prefix))
+    return _row("post", Region.path + Post.role, func.count()) \
+        .select_from(Post).join(Region, Post.region_id == Region.id) \
+        .where(path_range(Region.path, prefix), *in_post).group_by(Region.path, Post.role)
 
 
 def build(region: Region, children: list[Region], start: datetime, end: datetime,
@@ -245,44 +277,56 @@ def build(region: Region, children: list[Region], start: datetime, end: datetime
     months ``window`` (first days of local months, oldest first). Two statements (three with
     the town's contact rules), plus a fill of each closed month of the window not cached yet."""
     prefix = region.path
-    hood = Region.level == "neighborhood"
     in_period = lambda col: and_(col >= start, col < end)  # noqa: E731
     windows = rule_windows(region.town_id, now)
     month_bounds = [local_midnight_utc(m) for m in window] + [
         local_midnight_utc(add_months(window[-1], 1))]
-
-    # one statement: every count of the period, per node path, and the cache's marks
-    logs = lambda *extra: (select(func.count()).select_from(DutyLog)  # noqa: E731
-                           .where(DutyLog.neighborhood_id == Region.id,
-                                  DutyLog.voided_at.is_(None), in_period(DutyLog.occurred_at),
-                                  *extra)
-                           .correlate(Region).scalar_subquery())
-    closed = and_(Request.status == "closed", in_period(Request.closed_at))
-    overdue_now = and_(Request.status != "closed", or_(*(missed_sql(k, now)
-                                                         for k in range(TOP + 1))))
     one = lambda cond: func.coalesce(func.sum(case((cond, 1), else_=0)), 0)  # noqa: E731
     town_path = f"/{region.town_id}/"
+
+    # the scope's requests that any figure needs, read once (a CTE used by three branches)
+    lo = min(start, month_bounds[0])
+    overdue_now = and_(Request.status != "closed", or_(*(missed_sql(k, now)
+                                                         for k in range(TOP + 1))))
+    rq = (select(Request.path, Request.created_at, Request.closed_at, Request.status,
+                 Request.closed_level, case((overdue_now, 1), else_=0).label("overdue"))
+          .where(path_range(Request.path, prefix),
+                 or_(Request.created_at >= lo, Request.closed_at >= lo,
+                     Request.status != "closed"))
+          .cte("rq"))
+    closed = and_(rq.c.status == "closed", in_period(rq.c.closed_at))
+    created_b = _bucket(rq.c.created_at, month_bounds)
+    closed_b = _bucket(rq.c.closed_at, month_bounds)
+
+    # one statement: every count of the period per node path, the requests per month, and the
+    # cache's marks
     parts = [
         _row("hh", Region.path, func.count(), one(overdue_sql(windows)))
         .select_from(Household).join(Region, Household.neighborhood_id == Region.id)
         .where(path_range(Region.path, prefix)).group_by(Region.path),
-        _row("log", Region.path, logs(), logs(DutyLog.method == "visit"))
-        .where(path_range(Region.path, prefix), hood),
-        _row("post", Region.path + Post.role, func.count())
-        .select_from(Post).join(Region, Post.region_id == Region.id)
-        .where(path_range(Region.path, prefix), Post.ended_at.is_(None),
-               Post.role.in_(CHIEF_ROLES)).group_by(Region.path, Post.role),
-        _row("req", Request.path, one(in_period(Request.created_at)),
-             *(one(and_(closed, Request.closed_level == k)) for k in range(TOP + 1)),
-             one(overdue_now))
-        .where(path_range(Request.path, prefix),
-               or_(in_period(Request.created_at), closed, Request.status != "closed"))
-        .group_by(Request.path),
+        _period_logs(prefix, in_period),
+        _posts(prefix),
+        _row("req", rq.c.path, one(in_period(rq.c.created_at)),
+             *(one(and_(closed, rq.c.closed_level == k)) for k in range(TOP + 1)),
+             func.coalesce(func.sum(rq.c.overdue), 0))
+        .select_from(rq)
+        .where(or_(in_period(rq.c.created_at), closed, rq.c.status != "closed"))
+        .group_by(rq.c.path),
+        _row("rc", literal_column("''"), created_b, func.count())
+        .select_from(rq)
+        .where(rq.c.created_at >= month_bounds[0], rq.c.created_at < month_bounds[-1])
+        .group_by(created_b),
+        _row("rx", literal_column("''"), closed_b, rq.c.closed_level, func.count())
+        .select_from(rq)
+        .where(rq.c.status == "closed", rq.c.closed_at >= month_bounds[0],
+               rq.c.closed_at < month_bounds[-1])
+        .group_by(closed_b, rq.c.closed_level),
         _row("med", Request.path, func.count())
         .select_from(Mediation).join(Request, Mediation.request_id == Request.id)
         .where(path_range(Request.path, prefix), in_period(Mediation.held_at))
         .group_by(Request.path),
-        _row("mark", literal_column("''"), _bucket(DutyMonthMark.month, window + [add_months(window[-1], 1)]),
+        _row("mark", literal_column("''"),
+             _bucket(DutyMonthMark.month, window + [add_months(window[-1], 1)]),
              DutyMonthMark.version, func.coalesce(DutyMonthMark.filled_version, -1))
         .where(DutyMonthMark.town_id == region.town_id,
                DutyMonthMark.month >= window[0], DutyMonthMark.month <= window[-1]),
@@ -290,46 +334,70 @@ def build(region: Region, children: list[Region], start: datetime, end: datetime
     total = Figures()
     depth = len(region.ancestor_ids)
     per_child = {c.id: Figures() for c in children}
+    n = len(window)
+    trend = Trend(window, [0] * n, [0] * n, [0] * n, [[0] * (TOP + 1) for _ in range(n)])
     hh_by_path: dict[str, int] = {}
     chief_hoods: set[str] = set()
     marks: dict[int, tuple[int, int]] = {}
-    for kind, path, n0, n1, n2, n3, n4, n5 in db.session.execute(union_all(*parts)):
+    children_of: dict[str, Figures | None] = {}
+
+    def child_of(path: str) -> Figures | None:
+        if path not in children_of:
+            bits = path.split("/")  # "/town/village/…/" → ["", "town", "village", …, ""]
+            children_of[path] = per_child.get(int(bits[depth + 1])) \
+                if len(bits) > depth + 2 else None
+        return children_of[path]
+
+    # every value below is a non-NULL integer (counts, coalesced sums)
+    for kind, path, n0, n1, n2, n3, n4, n5 in db.session.execute(union_all(*parts)).all():
         if kind == "mark":
-            marks[_n(n0)] = (_n(n1), int(n2))
+            marks[n0] = (n1, n2)
             continue
-        role = None
+        if kind == "rc":
+            if 0 <= n0 < n:
+                trend.collected[n0] += n1
+            continue
+        if kind == "rx":
+            if 0 <= n0 < n:
+                trend.closed_by_level[n0][n1] += n2
+            continue
         if kind == "post":
             role = next(r for r in CHIEF_ROLES if path.endswith(r))
             path = path[:-len(role)]
             if role == "neighbor_chief":
                 chief_hoods.add(path)
-        bits = path.strip("/").split("/")
-        child = per_child.get(int(bits[depth])) if len(bits) > depth else None
-        for fig in (total, child) if child is not None else (total,):
-            if kind == "hh":
-                fig.households += _n(n0)
-                fig.overdue_households += _n(n1)
-            elif kind == "log":
-                fig.contacts += _n(n0)
-                fig.visits += _n(n1)
-            elif kind == "post":
-                fig.chiefs[role] += _n(n0)
-            elif kind == "req":
-                fig.collected += _n(n0)
-                for k, v in enumerate((n1, n2, n3, n4)):
-                    fig.closed_at[k] += _n(v)
-                fig.overdue_requests += _n(n5)
-            elif kind == "med":
-                fig.disputes += _n(n0)
+        child = child_of(path)
+        figs = (total,) if child is None else (total, child)
         if kind == "hh":
-            hh_by_path[path] = _n(n0)
-    for path, n in hh_by_path.items():
+            hh_by_path[path] = n0
+            for fig in figs:
+                fig.households += n0
+                fig.overdue_households += n1
+        elif kind == "log":
+            for fig in figs:
+                fig.contacts += n0
+                fig.visits += n1
+        elif kind == "post":
+            for fig in figs:
+                fig.chiefs[role] += n0
+        elif kind == "req":
+            for fig in figs:
+                fig.collected += n0
+                closed_at = fig.closed_at
+                closed_at[0] += n1
+                closed_at[1] += n2
+                closed_at[2] += n3
+                closed_at[3] += n4
+                fig.overdue_requests += n5
+        elif kind == "med":
+            for fig in figs:
+                fig.disputes += n0
+    for path, count in hh_by_path.items():
         if path in chief_hoods:
-            bits = path.strip("/").split("/")
-            child = per_child.get(int(bits[depth])) if len(bits) > depth else None
-            total.covered += n
+            child = child_of(path)
+            total.covered += count
             if child is not None:
-                child.covered += n
+                child.covered += count
 
     # the closed months of the window not cached yet: count them once
     trusted, filled_now = set(), 0
@@ -342,57 +410,44 @@ def build(region: Region, children: list[Region], start: datetime, end: datetime
         elif fill_month(region.town_id, town_path, month, version, now):
             trusted.add(i)
             filled_now += 1
-    live = [i for i in range(len(window)) if i not in trusted]
-    period_is_month = (start, end) in {(month_bounds[i], month_bounds[i + 1]) for i in live}
+    trend.cached = len(trusted)
+    live = [i for i in range(n) if i not in trusted]
+    # the period itself when it is one live month: counted above already
+    same = [i for i in live if (month_bounds[i], month_bounds[i + 1]) == (start, end)]
+    to_count = [i for i in live if i not in same]
+    for i in same:
+        trend.contacts[i], trend.visits[i] = total.contacts, total.visits
 
-    # one statement: the trend (cached months, live months, requests per month)
-    created_b = _bucket(Request.created_at, month_bounds)
-    closed_b = _bucket(Request.closed_at, month_bounds)
-    tparts = [
-        _row("dm", literal_column("''"), _bucket(DutyMonth.month, window + [add_months(window[-1], 1)]),
-             func.sum(DutyMonth.contacts), func.sum(DutyMonth.visits))
-        .join(Region, DutyMonth.neighborhood_id == Region.id)
-        .where(path_range(Region.path, prefix),
-               DutyMonth.month.in_([window[i] for i in sorted(trusted)] or [date.min]))
-        .group_by(DutyMonth.month),
-        _row("rc", literal_column("''"), created_b, func.count())
-        .where(path_range(Request.path, prefix), Request.created_at >= month_bounds[0],
-               Request.created_at < month_bounds[-1])
-        .group_by(created_b),
-        _row("rx", literal_column("''"), closed_b, Request.closed_level, func.count())
-        .where(path_range(Request.path, prefix), Request.status == "closed",
-               Request.closed_at >= month_bounds[0], Request.closed_at < month_bounds[-1])
-        .group_by(closed_b, Request.closed_level),
-    ]
-    live_to_count = [i for i in live if not (period_is_month and
-                                              (month_bounds[i], month_bounds[i + 1]) == (start, end))]
-    if live_to_count:
-        lo, hi = month_bounds[live_to_count[0]], month_bounds[live_to_count[-1] + 1]
+    # one statement (none when the window is all cached but the period's month): the contacts
+    # per month of the window, from the cache and, for the months not cached, from the logs
+    tparts = []
+    months_b = _bucket(DutyMonth.month, window + [add_months(window[-1], 1)])
+    if trusted:
+        cached = [window[i] for i in sorted(trusted)]
+        q = _row("dm", literal_column("''"), months_b, func.sum(DutyMonth.contacts),
+                 func.sum(DutyMonth.visits))
+        if region.level == "town":
+            q = q.where(DutyMonth.town_id == region.town_id)
+        else:
+            q = q.join(Region, DutyMonth.neighborhood_id == Region.id).where(
+                DutyMonth.town_id == region.town_id, path_range(Region.path, prefix))
+        tparts.append(q.where(DutyMonth.month.in_(cached)).group_by(DutyMonth.month))
+    if to_count:
+        lo, hi = month_bounds[to_count[0]], month_bounds[to_count[-1] + 1]
         bucket = _bucket(DutyLog.occurred_at, month_bounds)
         tparts.append(
             _row("lv", literal_column("''"), bucket, func.count(),
-                 func.sum(case((DutyLog.method == "visit", 1), else_=0)))
+                 func.coalesce(func.sum(case((DutyLog.method == "visit", 1), else_=0)), 0))
             .select_from(DutyLog).join(Region, DutyLog.neighborhood_id == Region.id)
-            .where(path_range(Region.path, prefix), hood, DutyLog.voided_at.is_(None),
-                   DutyLog.occurred_at >= lo, DutyLog.occurred_at < hi)
+            .where(path_range(Region.path, prefix), Region.level == "neighborhood",
+                   DutyLog.voided_at.is_(None), DutyLog.occurred_at >= lo,
+                   DutyLog.occurred_at < hi)
             .group_by(bucket))
-    n = len(window)
-    trend = Trend(window, [0] * n, [0] * n, [0] * n, [[0] * (TOP + 1) for _ in range(n)],
-                  cached=len(trusted))
-    for kind, _path, n0, n1, n2, *_ in db.session.execute(union_all(*tparts)):
-        i = _n(n0)
-        if not 0 <= i < n:
-            continue
-        if kind == "dm" and i in trusted or kind == "lv" and i in live_to_count:
-            trend.contacts[i] += _n(n1)
-            trend.visits[i] += _n(n2)
-        elif kind == "rc":
-            trend.collected[i] += _n(n1)
-        elif kind == "rx" and n1 is not None:
-            trend.closed_by_level[i][int(n1)] += _n(n2)
-    for i in live:
-        if i not in live_to_count:  # the period itself: counted above
-            trend.contacts[i], trend.visits[i] = total.contacts, total.visits
+    if tparts:
+        for kind, _path, n0, n1, n2, *_ in db.session.execute(union_all(*tparts)):
+            if 0 <= n0 < n and (kind == "dm" and n0 in trusted or kind == "lv" and n0 in to_count):
+                trend.contacts[n0] += n1
+                trend.visits[n0] += n2
     rows = [(c, per_child[c.id]) for c in children]
     return Dashboard(region, total, rows, trend, filled_now)
 

@@ -29,10 +29,17 @@ class DutyMonth(db.Model):
     """Non-voided duty logs of one 邻 in one closed month (Asia/Shanghai), as last counted."""
 
     __tablename__ = "duty_months"
+    __table_args__ = (
+        # a town's months without touching the regions (the town dashboard), index-only
+        Index("ix_duty_months_town_month", "town_id", "month",
+              postgresql_include=["contacts", "visits"]),
+    )
 
     neighborhood_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), primary_key=True)
     #: The first day of the local month.
     month: Mapped[date] = mapped_column(Date, primary_key=True)
+    #: The 邻's town (regions never move, so it stays true).
+    town_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), nullable=False)
     #: 走访服务群众: every non-voided log.
     contacts: Mapped[int] = mapped_column(nullable=False)
     #: Of which 上门.
