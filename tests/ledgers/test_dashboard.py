@@ -361,3 +361,16 @@ def test_monthly_report_pdf(data, login_as, output_dir):
     text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True,
                           check=True).stdout
     assert "村1村民委员会" in text
+
+
+def test_refresh_command_forgets_the_cache(data, runner):
+    from portal.blueprints.ledgers.models import DutyMonth, DutyMonthMark
+
+    board(data.w.town)
+    assert db.session.scalar(select(db.func.count()).select_from(DutyMonthMark)) == 11
+    result = runner.invoke(args=["ledgers", "refresh-figures"])
+    assert result.exit_code == 0 and "已清除 11 个月度缓存标记" in result.output
+    db.session.expire_all()
+    assert db.session.scalar(select(db.func.count()).select_from(DutyMonthMark)) == 0
+    assert db.session.scalar(select(db.func.count()).select_from(DutyMonth)) == 0
+    assert board(data.w.town).trend.contacts[-2] == 2

@@ -33,8 +33,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import (
+    Integer,
     and_,
     case,
+    cast,
     delete,
     func,
     insert,
@@ -47,6 +49,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from portal.blueprints.duties.models import DutyLog
 from portal.blueprints.duties.services import overdue_sql, rule_windows
@@ -258,17 +261,20 @@ def _period_logs(prefix: str, in_period):
 
 
 def _posts(prefix: str):
-    """A select of (path + role, count) of the posts in post under ``prefix`` (a LATERAL probe
-    of (region_id, role) per node on PostgreSQL, where a join read every post of the county)."""
+    """A select of (path, 片长, 组长, 邻长, 志愿者 in post) per node under ``prefix`` (a LATERAL
+    probe of (region_id, role) per node on PostgreSQL, where a join read every post of the
+    county)."""
     in_post = (Post.ended_at.is_(None), Post.role.in_(CHIEF_ROLES))
+    per_role = [func.coalesce(func.sum(case((Post.role == r, 1), else_=0)), 0)
+                for r in CHIEF_ROLES]
     if db.session.get_bind().dialect.name == "postgresql":
-        pl = (select(Post.role.label("role"), func.count().label("c"))
-              .where(Post.region_id == Region.id, *in_post).group_by(Post.role).lateral("pl"))
-        return _row("post", Region.path + pl.c.role, pl.c.c).select_from(Region) \
-            .join(pl, true()).where(path_range(Region.path, prefix))
-    return _row("post", Region.path + Post.role, func.count()) \
+        pl = (select(*(c.label(f"r{i}") for i, c in enumerate(per_role)))
+              .where(Post.region_id == Region.id, *in_post).lateral("pl"))
+        return _row("post", Region.path, *(pl.c[f"r{i}"] for i in range(len(CHIEF_ROLES)))) \
+            .select_from(Region).join(pl, true()).where(path_range(Region.path, prefix))
+    return _row("post", Region.path, *per_role) \
         .select_from(Post).join(Region, Post.region_id == Region.id) \
-        .where(path_range(Region.path, prefix), *in_post).group_by(Region.path, Post.role)
+        .where(path_range(Region.path, prefix), *in_post).group_by(Region.path)
 
 
 def build(region: Region, children: list[Region], start: datetime, end: datetime,
@@ -298,12 +304,15 @@ def build(region: Region, children: list[Region], start: datetime, end: datetime
     created_b = _bucket(rq.c.created_at, month_bounds)
     closed_b = _bucket(rq.c.closed_at, month_bounds)
 
-    # one statement: every count of the period per node path, the requests per month, and the
-    # cache's marks
-    parts = [
-        _row("hh", Region.path, func.count(), one(overdue_sql(windows)))
+    # one statement: every count of the period per child (summed in SQL from per-node rows),
+    # the requests per month, and the cache's marks
+    has_chief = select(Post.id).where(Post.region_id == Region.id, Post.role == "neighbor_chief",
+                                      Post.ended_at.is_(None)).exists()
+    per_node = union_all(
+        _row("hh", Region.path, func.count(), one(overdue_sql(windows)),
+             case((has_chief, func.count()), else_=0))
         .select_from(Household).join(Region, Household.neighborhood_id == Region.id)
-        .where(path_range(Region.path, prefix)).group_by(Region.path),
+        .where(path_range(Region.path, prefix)).group_by(Region.path, Region.id),
         _period_logs(prefix, in_period),
         _posts(prefix),
         _row("req", rq.c.path, one(in_period(rq.c.created_at)),
@@ -312,92 +321,78 @@ def build(region: Region, children: list[Region], start: datetime, end: datetime
         .select_from(rq)
         .where(or_(in_period(rq.c.created_at), closed, rq.c.status != "closed"))
         .group_by(rq.c.path),
-        _row("rc", literal_column("''"), created_b, func.count())
-        .select_from(rq)
-        .where(rq.c.created_at >= month_bounds[0], rq.c.created_at < month_bounds[-1])
-        .group_by(created_b),
-        _row("rx", literal_column("''"), closed_b, rq.c.closed_level, func.count())
-        .select_from(rq)
-        .where(rq.c.status == "closed", rq.c.closed_at >= month_bounds[0],
-               rq.c.closed_at < month_bounds[-1])
-        .group_by(closed_b, rq.c.closed_level),
         _row("med", Request.path, func.count())
         .select_from(Mediation).join(Request, Mediation.request_id == Request.id)
         .where(path_range(Request.path, prefix), in_period(Mediation.held_at))
         .group_by(Request.path),
-        _row("mark", literal_column("''"),
+    ).subquery("u")
+    sums = [cast(func.sum(per_node.c[f"n{i}"]), Integer) for i in range(6)]
+    depth = len(region.ancestor_ids)
+    if db.session.get_bind().dialect.name == "postgresql":
+        # the child's id is the path's next component ("/town/village/…/")
+        child_id = cast(func.nullif(func.split_part(per_node.c.path, "/", depth + 2), ""),
+                        Integer)
+        by_child = select(per_node.c.kind, func.coalesce(child_id, 0).label("child"), *sums) \
+            .select_from(per_node).group_by(per_node.c.kind, child_id)
+    else:
+        child = aliased(Region)
+        child_end = func.substr(child.path, 1, func.length(child.path) - 1).concat("0")
+        by_child = select(per_node.c.kind, func.coalesce(child.id, 0).label("child"), *sums) \
+            .select_from(per_node) \
+            .outerjoin(child, and_(child.parent_id == region.id, per_node.c.path >= child.path,
+                                   per_node.c.path < child_end)) \
+            .group_by(per_node.c.kind, child.id)
+    parts = [
+        by_child,
+        _row("rc", literal_column("0"), created_b, func.count())
+        .select_from(rq)
+        .where(rq.c.created_at >= month_bounds[0], rq.c.created_at < month_bounds[-1])
+        .group_by(created_b),
+        _row("rx", literal_column("0"), closed_b, rq.c.closed_level, func.count())
+        .select_from(rq)
+        .where(rq.c.status == "closed", rq.c.closed_at >= month_bounds[0],
+               rq.c.closed_at < month_bounds[-1])
+        .group_by(closed_b, rq.c.closed_level),
+        _row("mark", literal_column("0"),
              _bucket(DutyMonthMark.month, window + [add_months(window[-1], 1)]),
              DutyMonthMark.version, func.coalesce(DutyMonthMark.filled_version, -1))
         .where(DutyMonthMark.town_id == region.town_id,
                DutyMonthMark.month >= window[0], DutyMonthMark.month <= window[-1]),
     ]
     total = Figures()
-    depth = len(region.ancestor_ids)
     per_child = {c.id: Figures() for c in children}
     n = len(window)
     trend = Trend(window, [0] * n, [0] * n, [0] * n, [[0] * (TOP + 1) for _ in range(n)])
-    hh_by_path: dict[str, int] = {}
-    chief_hoods: set[str] = set()
     marks: dict[int, tuple[int, int]] = {}
-    children_of: dict[str, Figures | None] = {}
-
-    def child_of(path: str) -> Figures | None:
-        if path not in children_of:
-            bits = path.split("/")  # "/town/village/…/" → ["", "town", "village", …, ""]
-            children_of[path] = per_child.get(int(bits[depth + 1])) \
-                if len(bits) > depth + 2 else None
-        return children_of[path]
-
-    # every value below is a non-NULL integer (counts, coalesced sums)
-    for kind, path, n0, n1, n2, n3, n4, n5 in db.session.execute(union_all(*parts)).all():
+    for kind, child_id, n0, n1, n2, n3, n4, n5 in db.session.execute(union_all(*parts)).all():
         if kind == "mark":
             marks[n0] = (n1, n2)
-            continue
-        if kind == "rc":
+        elif kind == "rc":
             if 0 <= n0 < n:
                 trend.collected[n0] += n1
-            continue
-        if kind == "rx":
+        elif kind == "rx":
             if 0 <= n0 < n:
                 trend.closed_by_level[n0][n1] += n2
-            continue
-        if kind == "post":
-            role = next(r for r in CHIEF_ROLES if path.endswith(r))
-            path = path[:-len(role)]
-            if role == "neighbor_chief":
-                chief_hoods.add(path)
-        child = child_of(path)
-        figs = (total,) if child is None else (total, child)
-        if kind == "hh":
-            hh_by_path[path] = n0
-            for fig in figs:
-                fig.households += n0
-                fig.overdue_households += n1
-        elif kind == "log":
-            for fig in figs:
-                fig.contacts += n0
-                fig.visits += n1
-        elif kind == "post":
-            for fig in figs:
-                fig.chiefs[role] += n0
-        elif kind == "req":
-            for fig in figs:
-                fig.collected += n0
-                closed_at = fig.closed_at
-                closed_at[0] += n1
-                closed_at[1] += n2
-                closed_at[2] += n3
-                closed_at[3] += n4
-                fig.overdue_requests += n5
-        elif kind == "med":
-            for fig in figs:
-                fig.disputes += n0
-    for path, count in hh_by_path.items():
-        if path in chief_hoods:
-            child = child_of(path)
-            total.covered += count
-            if child is not None:
-                child.covered += count
+        else:
+            fig_child = per_child.get(child_id)
+            for fig in (total,) if fig_child is None else (total, fig_child):
+                if kind == "hh":
+                    fig.households += n0
+                    fig.overdue_households += n1
+                    fig.covered += n2
+                elif kind == "log":
+                    fig.contacts += n0
+                    fig.visits += n1
+                elif kind == "post":
+                    for role, v in zip(CHIEF_ROLES, (n0, n1, n2, n3), strict=True):
+                        fig.chiefs[role] += v
+                elif kind == "req":
+                    fig.collected += n0
+                    for k, v in enumerate((n1, n2, n3, n4)):
+                        fig.closed_at[k] += v
+                    fig.overdue_requests += n5
+                elif kind == "med":
+                    fig.disputes += n0
 
     # the closed months of the window not cached yet: count them once
     trusted, filled_now = set(), 0
