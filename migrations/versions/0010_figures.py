@@ -1,5 +1,6 @@
 """Dashboard figures: monthly duty-log counts per 邻 (duty_months) with their per-town marks,
-and a covering index for counting contacts and 上门 of a 邻 in a period.
+a covering index for counting contacts and 上门 of a 邻 in a period, and one for reading a
+town's requests without their table.
 
 Revision ID: 0010_figures
 Revises: 0007
@@ -46,9 +47,13 @@ def upgrade():
                     ["neighborhood_id", "occurred_at"], postgresql_include=["method"],
                     postgresql_where=sa.text("voided_at IS NULL"),
                     sqlite_where=sa.text("voided_at IS NULL"))
+    op.create_index("ix_requests_path_figures", "requests", ["path", "created_at"],
+                    postgresql_include=["status", "level", "closed_at", "closed_level", "missed",
+                                        "due_0", "due_1", "due_2", "due_3"])
 
 
 def downgrade():
+    op.drop_index("ix_requests_path_figures", table_name="requests")
     op.drop_index("ix_duty_logs_neighborhood_occurred_method", table_name="duty_logs")
     op.drop_table("duty_month_marks")
     op.drop_index("ix_duty_months_town_month", table_name="duty_months")
