@@ -16,6 +16,10 @@ with ``time.perf_counter`` (view, templates, SQL and gzip; no sockets) for:
 * ``req_stats_month`` GET /requests/stats?region=<town> for last calendar month, as town staff
 * ``req_stats_year``  the same for the last 365 days
 * ``req_overdue_*``   GET /requests/overdue?level=0 as town staff; the default tab as village staff
+* ``ledgers_dashboard_town`` GET /ledgers/dashboard?region=<town> (工作概况: this month's figures,
+  12 months of trends) as town staff; ``ledgers_dashboard_village`` the same for a village.
+  The closed months' duty-log counts are cached (ledgers/dashboard.py): the warm-up requests
+  fill the cache, so the timed ones measure the warm page (``--pages ledgers``)
 
 The 民情诉求 pages need requests: ``--request-rows`` (200,000) are loaded first when the table is
 empty (bench/requests_data.py).
@@ -47,7 +51,7 @@ from sqlalchemy import event, func, select
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql://portal:portal@127.0.0.1:5432/portal_bench"
 #: DESIGN.md §6 (milliseconds, bytes)
-BUDGET_MS = {"home": 50, "dashboard_town": 150}
+BUDGET_MS = {"home": 50, "dashboard_town": 150, "ledgers_dashboard_town": 150}
 BUDGET_BYTES = {"home_html": 8 * 1024, "app_css": 6 * 1024, "log_partial": 4 * 1024,
                 "first_load": 30 * 1024}
 MAX_QUERIES = 8
@@ -65,7 +69,7 @@ def parse_args(argv=None):
     p.add_argument("--request-rows", type=int, default=200_000,
                    help="民情诉求 to load when the database has none")
     p.add_argument("--pages", default="home,log,dashboards,requests",
-                   help="comma-separated subset of: home, log, dashboards, requests")
+                   help="comma-separated subset of: home, log, dashboards, requests, ledgers")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     return p.parse_args(argv)
@@ -255,6 +259,17 @@ def one_run(app, people, counter, n: int, warmup: int, rng: random.Random,
 
     if "requests" in pages:
         _request_pages(people, client, counter, record, n, warmup)
+
+    # the 工作概况 (ledgers dashboard): this month's figures and 12 months of trends
+    for role, name in (("town_staff", "ledgers_dashboard_town"),
+                       ("village_staff", "ledgers_dashboard_village")):
+        staff = people[role]
+        for i in range(warmup + n if "ledgers" in pages else 0):
+            user, region_id = staff[i % len(staff)]
+            r, ms, q = timed(counter, client(user).get, f"/ledgers/dashboard?region={region_id}",
+                             headers=GZIP)
+            expect(r, 200, f"GET ledgers dashboard {role}")
+            record(name, ms, q, i >= warmup)
 
     out = {}
     for name, rows in samples.items():

@@ -125,6 +125,12 @@ dashboard                t2   200   404        404           404        404     
 neighborhood             v1   200   200        200           200        200         200            404       404
 neighborhood             v2   200   200        404           404        404         404            404       404
 neighborhood             t2   200   404        404           404        404         404            404       404
+ledgers.dashboard        v1   200   200        200           200        200         403            403       404
+ledgers.dashboard        v2   200   200        404           404        404         403            403       404
+ledgers.dashboard        t2   200   404        404           404        404         403            403       404
+ledgers.dashboard.pdf    v1   200   200        200           200        200         403            403       404
+ledgers.dashboard.pdf    v2   200   200        404           404        404         403            403       404
+ledgers.dashboard.pdf    t2   200   404        404           404        404         403            403       404
 checklists               t1   200   200        200           200        200         200            200       404
 checklists               t2   200   404        404           404        404         404            404       404
 checklist.new            t1   200   200        403           403        403         403            403       404
@@ -362,6 +368,9 @@ ROUTES = {
     "duty.photo": ("GET", lambda o: f"/duties/logs/{o.log}/photo", None, None),
     "dashboard": ("GET", lambda o: f"/duties/dashboard?region={o.group}", None, None),
     "neighborhood": ("GET", lambda o: f"/duties/neighborhoods/{o.hood}", None, None),
+    "ledgers.dashboard": ("GET", lambda o: f"/ledgers/dashboard?region={o.group}", None, None),
+    "ledgers.dashboard.pdf": ("GET", lambda o: f"/ledgers/dashboard/report.pdf?region={o.group}",
+                              None, None),
     "checklists": ("GET", lambda o: f"/duties/checklists?town={o.town}", None, None),
     "checklist.new": ("GET", lambda o: f"/duties/checklists/new?town={o.town}&kind=duty",
                       None, None),

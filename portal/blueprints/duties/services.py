@@ -345,6 +345,9 @@ def log_duty(actor, household: Household, *, duty_item_id: int, method: str,
     existing = flush_once(DutyLog, token)
     if existing is not None:
         return existing, False
+    from portal.blueprints.ledgers.dashboard import logs_changed
+
+    logs_changed(household.neighborhood.town_id, occurred_at, now)  # a back-dated log
     from portal.blueprints.points.services import on_duty_log
 
     on_duty_log(log)  # the points, in the same transaction
@@ -405,6 +408,9 @@ def void_log(actor, scope, log: DutyLog, reason: str, now: datetime | None = Non
         set_committed_value(log, key, value)
     household = db.session.get(Household, log.household_id)
     recompute_last_contact(household)
+    from portal.blueprints.ledgers.dashboard import logs_changed
+
+    logs_changed(hood.town_id, log.occurred_at, now)  # the dashboards' cached month
     reversed_ = reverse_source("duty_log", log.id, f"履职记录作废：{reason}", actor, now)
     record(actor, "duty_log.void", log, hood.path, household=household.id,
            method=log.method, reason=reason, reversed=reversed_)
