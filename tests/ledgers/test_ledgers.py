@@ -207,6 +207,10 @@ def test_index_links_same_region_and_period(world, login_as):
             "end=2026-09-30") in page
     assert f"/ledgers/resources.xlsx?region={world.group1.id}" in page
     assert "2026 年第 3 季度" in page
+    assert f"/ledgers/dashboard?region={world.group1.id}&amp;period=2026Q3" in page
+    assert "/ledgers/import" not in page  # a 片长 manages nothing: no roster import
+    assert "/ledgers/import" in login_as(world.village_staff).get("/ledgers/").get_data(
+        as_text=True)
     # the request ledger the link points to answers for the same region and period
     assert client.get(f"/requests/export.xlsx?region={world.group1.id}&start=2026-07-01"
                       "&end=2026-09-30").status_code == 200

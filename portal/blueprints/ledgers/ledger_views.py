@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import abort, current_app, render_template, request, url_for
+from flask import abort, render_template, request
 from sqlalchemy import select
 
 from portal.blueprints.ledgers import bp
@@ -18,9 +18,6 @@ from portal.clock import local_today, utcnow
 from portal.errors import ServiceError
 from portal.extensions import db
 from portal.scope import current_scope, get_region_or_404
-
-#: Pages another part of the issue adds; linked only once they exist.
-OPTIONAL_PAGES = {"import": "ledgers.import_index", "dashboard": "ledgers.dashboard"}
 
 
 def last_month(today) -> Period:
@@ -57,20 +54,11 @@ def _region_arg(scope) -> Region:
     return get_region_or_404(region_id, "supervise")
 
 
-def _optional_links(scope) -> dict[str, str]:
-    links = {}
-    for key, endpoint in OPTIONAL_PAGES.items():
-        if endpoint in current_app.view_functions and (key != "import" or scope.can_manage_any):
-            links[key] = url_for(endpoint)
-    return links
-
-
 def _index_page(scope, pick, period: Period | None, error: str | None = None):
     today = local_today()
     return render_template(
         "ledgers/index.html", pick=pick, region=pick.region, period=period, error=error,
         period_choices=period_choices(today, period), default_key=last_month(today).key,
-        links=_optional_links(scope),
         can_manage=scope.allows("manage", pick.region.path)), 422 if error else 200
 
 
