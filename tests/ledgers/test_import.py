@@ -51,9 +51,31 @@ def upload(b, data: bytes, kind="households", name="名册.xlsx", town=None):
                     content_type=f"multipart/form-data; boundary={boundary}")
 
 
-def token_of(r) -> str:
+def token_of(r, wait=True) -> str:
+    """The job of an upload's redirect, its dry run (a background thread) finished unless
+    ``wait`` is False."""
     assert r.status_code == 303, r.data.decode()[:800]
+    if wait:
+        imp.wait_all(60)
     return r.headers["Location"].rsplit("/", 1)[-1]
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """Holds every dry run before it reads the file (so before its first query) until
+    ``gate.set()``."""
+    import threading
+
+    event = threading.Event()
+    real = imp.read_sheet
+
+    def held(*a, **k):
+        assert event.wait(60)
+        return real(*a, **k)
+
+    monkeypatch.setattr(imp, "read_sheet", held)
+    yield event
+    event.set()
 
 
 def run(b, token):
@@ -330,15 +352,61 @@ def _zip_bomb(megabytes: int) -> bytes:
     ("junk", os.urandom(5 * 1024 * 1024), "不是 Excel"),
     ("empty", b"", "空的"),
     ("xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 2000, "另存为"),
-    ("no header", xlsx([["a", "b"], ["c", "d"]], header=None), "找不到表头"),
-    ("only header", xlsx([]), "没有数据行"),
 ])
 def test_bad_files_are_refused(world, staff, what, data, message):
+    """Refused in the upload request, before the file is opened: the form again, 422."""
     before = counts()
     r = upload(staff, data)
     assert r.status_code == 422
     page = r.data.decode()
     assert message in page and 'enctype="multipart/form-data"' in page
+    assert counts() == before
+    assert not list(imp.folder().glob("*.xlsx"))
+
+
+def _corrupt(part: str, text: bytes) -> bytes:
+    """A roster whose ``part`` is replaced with ``text``: a zip that looks like an XLSX from
+    outside but that calamine cannot read."""
+    good = zipfile.ZipFile(io.BytesIO(xlsx([["村1", "片1", "组1", "邻11", "路", "甲", "", 2, ""]])))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for name in good.namelist():
+            z.writestr(name, text if name == part else good.read(name))
+    return out.getvalue()
+
+
+def _far_cell() -> bytes:
+    """A small roster with one stray value at the sheet's last cell."""
+    wb = Workbook()
+    ws = wb.active
+    ws.append(H_HEAD)
+    ws.append(["村1", "片1", "组1", "邻11", "路 1 号", "甲", "", 2, ""])
+    ws["XFD1048576"] = "备注"
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("what, data, message", [
+    ("no header", xlsx([["a", "b"], ["c", "d"]], header=None), "找不到表头"),
+    ("only header", xlsx([]), "没有数据行"),
+    ("broken sheet", _corrupt("xl/worksheets/sheet1.xml", b"<worksheet><sheetData><row"),
+     "无法读取"),
+    ("broken workbook", _corrupt("xl/workbook.xml", b"<<<not xml"), "无法读取"),
+    ("no sheet", _corrupt("xl/workbook.xml", b"<workbook/>"), "没有工作表"),
+    ("stray far cell", _far_cell(), "范围过大"),
+])
+def test_files_refused_while_reading(world, staff, what, data, message):
+    """Refused by the dry run in the background: the job's page says why and links back to the
+    upload form; nothing is saved, the file is gone."""
+    before = counts()
+    token = token_of(upload(staff, data))
+    assert imp.read_state(token)["status"] == "failed"
+    r = staff.get(f"/ledgers/import/{token}")
+    assert r.status_code == 200
+    page = r.data.decode()
+    assert message in page and "重新上传" in page and 'href="/ledgers/import?' in page
+    assert "hx-trigger" not in page
     assert counts() == before
     assert not list(imp.folder().glob("*.xlsx"))
 
@@ -355,8 +423,9 @@ def test_zip_bomb_refused(world, staff, monkeypatch):
 
 def test_too_many_rows(world, staff, monkeypatch):
     monkeypatch.setattr(imp, "MAX_ROWS", 3)
-    r = upload(staff, xlsx([["村1", "片1", "组1", "邻11", f"路 {i}", "甲", "", 2, ""] for i in range(5)]))
-    assert r.status_code == 422 and "超过 3 行" in r.data.decode()
+    token = token_of(upload(staff, xlsx([["村1", "片1", "组1", "邻11", f"路 {i}", "甲", "", 2, ""]
+                                         for i in range(5)])))
+    assert "超过 3 行" in staff.get(f"/ledgers/import/{token}").data.decode()
 
 
 def test_size_limit_is_per_route(world, staff, app):
@@ -391,17 +460,64 @@ def test_progress_page_polls_and_refreshes(world, staff, count_queries):
     assert "<html" not in part.data.decode()
 
 
+def test_upload_returns_before_the_dry_run(world, staff, gate, count_queries):
+    """The upload request saves the file and answers; the dry run goes on in the background
+    while the job's page shows its progress (polled, refreshed without JavaScript)."""
+    data = xlsx([["村1", "片1", "组1", "邻11", "路 1 号", "甲", "", 2, ""]])
+    with count_queries() as q:
+        r = upload(staff, data)
+    assert q.count <= 8, q.statements
+    token = token_of(r, wait=False)
+    assert imp.read_state(token)["status"] == "checking"  # the gate holds it before reading
+    page = staff.get(f"/ledgers/import/{token}").data.decode()
+    assert "试导入" in page and "第 1 / 2 步，读取文件" in page and "<progress" in page
+    assert 'hx-trigger="every 1s"' in page and '<meta http-equiv="refresh"' in page
+    assert "试导入结果" not in page
+    with count_queries() as q:
+        part = staff.get(f"/ledgers/import/{token}", headers={"HX-Request": "true",
+                                                              "HX-Target": "import-job"})
+    assert q.count <= 8 and "<html" not in part.data.decode()
+    # the checking step, as the thread reports it
+    state = imp.read_state(token)
+    state.update(phase="核对", done=5000, total=12000)
+    imp.write_state(token, state)
+    page = staff.get(f"/ledgers/import/{token}").data.decode()
+    assert "第 2 / 2 步，核对" in page and "5,000</b> / 12,000 行" in page
+    gate.set()
+    imp.wait_all(60)
+    page = staff.get(f"/ledgers/import/{token}").data.decode()
+    assert "试导入结果" in page and "没有发现问题" in page and "hx-trigger" not in page
+
+
+def test_dry_run_progress_is_written(world, staff, monkeypatch):
+    """The dry run writes its steps with row counts into the job's state as it goes."""
+    seen = []
+    real = imp.write_state
+
+    def spy(token, state):
+        seen.append((state["status"], state.get("phase"), state.get("done"), state.get("total")))
+        real(token, state)
+
+    monkeypatch.setattr(imp, "write_state", spy)
+    rows = [["村1", "片1", "组1", "邻11", f"路 {i} 号", f"户{i}", "", 2, ""] for i in range(10_001)]
+    token_of(upload(staff, xlsx(rows)))
+    checking = [s for s in seen if s[0] == "checking"]
+    assert ("checking", "读取文件", 0, 0) in checking
+    assert ("checking", "读取文件", 5000, 10_002) in checking  # rows of the sheet, header too
+    assert ("checking", "核对", 0, 10_001) in checking
+    assert seen[-1][0] == "checked"
+
+
 def test_queries_per_page(world, staff, count_queries):
+    """(The upload's own queries are counted in test_upload_returns_before_the_dry_run, where
+    the dry run's thread is held.)"""
     token = token_of(upload(staff, xlsx([["村1", "片1", "组1", "邻11", "路 1 号", "甲", "", 2, "坏标签"]])))
     for url in ("/ledgers/import", f"/ledgers/import/{token}",
                 f"/ledgers/import/template/households.xlsx?town={world.town.id}"):
         with count_queries() as q:
             assert staff.get(url).status_code == 200
         assert q.count <= 8, (url, q.statements)
-    with count_queries() as q:
-        r = upload(staff, xlsx([["村1", "片1", "组1", "邻11", "路 1 号", "甲", "", 2, ""]]))
-    assert q.count <= 8, q.statements
-    clean = token_of(r)
+    clean = token_of(upload(staff, xlsx([["村1", "片1", "组1", "邻11", "路 1 号", "甲", "", 2, ""]])))
     for url in (f"/ledgers/import/{clean}/run", f"/ledgers/import/{token}/problems.xlsx",
                 f"/ledgers/import/{token}?page=2"):
         with count_queries() as q:
@@ -470,6 +586,10 @@ def _excel_like(rows: list[list]) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("_rels/.rels", '<Relationships xmlns="http://schemas.openxmlformats.org/package/'
+                   '2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats'
+                   '.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/>'
+                   '</Relationships>')
         z.writestr("xl/workbook.xml", f'<workbook {ns} xmlns:r="http://schemas.openxmlformats.org/'
                    'officeDocument/2006/relationships"><sheets><sheet name="名册" sheetId="1" '
                    'r:id="rId7"/></sheets></workbook>')
@@ -500,6 +620,63 @@ def test_excel_written_file(world, staff):
                        ["村1", "片1", "组1", "邻12", "东街 5 号", "李九", 136, 2, None]])
     problems = imp.read_problems(token_of(upload(staff, bad)))
     assert [p[:2] for p in problems] == [[4, "联系电话"]]
+    # a roster that starts at C3: row numbers are still the sheet's, the header is found
+    wb = Workbook()
+    ws = wb.active
+    for i, value in enumerate(H_HEAD):
+        ws.cell(row=3, column=3 + i, value=value)
+    for i, value in enumerate(["村1", "片1", "组1", "邻12", "东街 6 号", "周十", "123", 2.0, ""]):
+        ws.cell(row=5, column=3 + i, value=value)
+    out = io.BytesIO()
+    wb.save(out)
+    problems = imp.read_problems(token_of(upload(staff, out.getvalue())))
+    assert [p[:2] for p in problems] == [[5, "联系电话"]]
+
+
+def test_cell_values_as_text():
+    """calamine's values (floats for numbers, "" for blanks, dates) read as typed."""
+    from datetime import date, datetime
+
+    assert [imp._text(v) for v in (13612345678.0, 3.0, 2.5, "", None, " 甲\u3000", True,
+                                   date(2026, 1, 2), datetime(2026, 1, 2),
+                                   datetime(2026, 1, 2, 8, 30))] == [
+        "13612345678", "3", "2.5", "", "", "甲", "True", "2026-01-02", "2026-01-02",
+        "2026-01-02 08:30:00"]
+
+
+def _sheet_xml(rows_xml: str) -> bytes:
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+        z.writestr("xl/worksheets/sheet1.xml",
+                   f"<worksheet {ns}><sheetData>{rows_xml}</sheetData></worksheet>")
+    return out.getvalue()
+
+
+def test_sheet_extent(tmp_path, monkeypatch):
+    """The grid calamine would build is bounded before it is built, cell references or not."""
+    monkeypatch.setattr(imp, "MAX_CELLS", 1000)
+    path = tmp_path / "s.xlsx"
+    cases = [
+        ('<row r="1"><c r="A1"><v>1</v></c><c r="I1"><v>1</v></c></row>'
+         '<row r="100"><c r="A100"><v>1</v></c></row>', True),  # 100 × 9
+        ('<row r="1"><c r="A1"><v>1</v></c></row><row r="2000"><c r="A2000"><v>1</v></c></row>',
+         False),
+        ('<row r="1"><c r="ZZ1"><v>1</v></c></row><row r="2"><c r="A2"><v>1</v></c></row>', False),
+        # without references: rows and cells counted
+        ("<row><c><v>1</v></c><c><v>2</v></c></row>" * 400, True),  # 400 × 2
+        ("<row><c><v>1</v></c><c><v>2</v></c></row>" * 600, False),  # 600 × 2
+        ('<row r="1"><c r="A1"><v>1</v></c></row><row>' + "<c><v>1</v></c>" * 1001 + "</row>",
+         False),
+    ]
+    for rows_xml, fits in cases:
+        path.write_bytes(_sheet_xml(rows_xml))
+        if fits:
+            imp.check_extent(path)
+        else:
+            with pytest.raises(imp.FileRefused, match="范围过大"):
+                imp.check_extent(path)
 
 
 def test_village_staff_import_is_audited_on_their_village(world, login_as):

@@ -1,5 +1,5 @@
-"""Roster import pages: the upload form and templates, the dry-run report, the confirmation, the
-progress and the result. Rules in ``imports``."""
+"""Roster import pages: the upload form and templates, the dry run's progress and report, the
+confirmation, the import's progress and the result. Rules in ``imports``."""
 
 from __future__ import annotations
 
@@ -151,30 +151,21 @@ def import_upload():
     token = imp.new_token()
     xlsx, _, _ = imp.job_paths(token)
     upload.save(xlsx)
-    kind = form.kind.data
     try:
         if xlsx.stat().st_size > imp.MAX_BYTES:
             raise imp.FileRefused(f"文件太大（最大 {imp.MAX_BYTES // 1024 // 1024} MB）。"
                                   "请按村拆成几个文件分别导入。")
-        sheet = imp.read_sheet(xlsx, kind)
+        imp.check_file(xlsx)  # cheap (the zip's directory): junk is refused here, at once
     except imp.FileRefused as e:
         xlsx.unlink(missing_ok=True)
         form.file.errors = [str(e)]
         return _form_page(form, town, 422)
-    plan = imp.plan(kind, town, current_scope(), sheet)
-    db.session.rollback()
     file_name = (upload.filename or "名册.xlsx").replace("/", "_").replace("\\", "_")[-80:]
-    imp.write_problems(token, plan.problems)
-    new_regions = [r[4] for r in plan.new_regions]
-    imp.write_state(token, {
-        "user_id": current_user.id, "kind": kind, "town_id": town.id, "town_name": town.name,
-        "file_name": file_name, "status": "checked", "rows": plan.rows,
-        "summary": plan.summary(), "problem_count": len(plan.problems),
-        "new_regions": new_regions[:200], "new_users": [
-            [name, mask_phone(phone)] for phone, name in list(plan.new_users.items())[:200]],
-    })
-    if plan.problems:
-        xlsx.unlink(missing_ok=True)  # it cannot be imported; a corrected file comes next
+    # the dry run (reading and checking every row) goes on in the background; its page shows
+    # the progress, then the report
+    imp.start_dry_run(token, {
+        "user_id": current_user.id, "kind": form.kind.data, "town_id": town.id,
+        "town_name": town.name, "file_name": file_name, "rows": 0}, current_user.id)
     return redirect(url_for("ledgers.import_job", token=token), 303)
 
 
@@ -282,7 +273,7 @@ def import_job(token: str):
             .order_by(User.id))]
     context = dict(state=state, token=token, problems=problems, pageno=pageno, pages=pages,
                    kind_label=imp.KINDS[state["kind"]], accounts=users,
-                   running=state["status"] == "running", form=ConfirmForm())
+                   running=state["status"] in ("checking", "running"), form=ConfirmForm())
     return render_page_or_partial("ledgers/import_job.html", "ledgers/_import_job.html",
                                   "import-job", **context)
 

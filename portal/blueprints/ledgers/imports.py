@@ -2,17 +2,19 @@
 all-or-nothing.
 
 * ``check_file`` refuses what is not a sane XLSX (not a zip, an old .xls, a zip bomb) before
-  anything unzips it; ``read_sheet`` finds the header and returns the data rows (streamed,
-  values only, see ``iter_rows``) or refuses (:class:`FileRefused`, shown on the form, 422).
+  anything unzips it (in the upload request: shown on the form, 422); ``read_sheet`` (in the
+  background) checks the sheets' extent, reads the first sheet with calamine (values only),
+  finds the header and returns the data rows, or refuses (:class:`FileRefused`, shown on the
+  job's page).
 * ``plan`` checks every row against the database (one query per table, loaded into dicts) and
   returns a :class:`Plan`: the problems (Excel row, column, message) and what applying would do.
   It never writes.
 * ``apply`` writes a plan without problems with bulk Core statements in the caller's
   transaction, and one audit row.
 * Jobs: the uploaded file and the job's state (a JSON file) live under
-  ``<instance>/imports/``, named by an unguessable token and bound to the uploader; the import
-  runs in a background thread of this process and writes its progress into the state file, so
-  any request (of any worker) sees it. The database cannot hold the progress: the import is one
+  ``<instance>/imports/``, named by an unguessable token and bound to the uploader; the dry run
+  and then the import run in background threads of this process and write their progress into
+  the state file, so any request (of any worker) sees it. The database cannot hold the progress: the import is one
   transaction, and SQLite has one writer.
 """
 
@@ -28,13 +30,15 @@ import threading
 import time
 import traceback
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from datetime import time as clock_time
 from pathlib import Path
-from xml.etree.ElementTree import ParseError, iterparse
 
 from flask import current_app
+from python_calamine import CalamineError, CalamineWorkbook, PasswordError, WorksheetNotFound
 from sqlalchemy import bindparam, delete, insert, select, update
 
 from portal.audit import record
@@ -122,7 +126,8 @@ def _norm_header(text) -> str:
 
 # -- the file ------------------------------------------------------------------------------------
 def check_file(path: Path) -> None:
-    """Refuse, before openpyxl opens it, what is not an XLSX or would unzip to too much."""
+    """Refuse, before anything unzips it, what is not an XLSX or would unzip to too much (the
+    zip's directory only: cheap enough for the upload request)."""
     size = path.stat().st_size
     if size == 0:
         raise FileRefused("文件是空的。请选一个填好的 Excel（.xlsx）文件。")
@@ -155,145 +160,154 @@ class Sheet:
 
 
 def _text(value) -> str:
+    """A cell's value as the text the checks read: calamine gives text as str ("" for a blank
+    cell), numbers as float (a phone typed as a number is 13800138000.0, 人口 3 is 3.0), dates
+    as date or datetime."""
+    if type(value) is str:  # most cells: first
+        return value.replace("\u3000", " ").strip() if value else ""
     if value is None:
         return ""
     if isinstance(value, bool):
         return str(value)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else str(value)
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d")
-    return str(value).replace("\u3000", " ").strip()
+        return value.strftime("%Y-%m-%d") if value.time() == clock_time.min else value.isoformat(" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).strip()
 
 
-NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
-PKG_REL_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
-CELL_REF = re.compile(r"^([A-Z]{1,3})(\d*)$")
+#: The first sheet is held as one grid of rows × columns (calamine, ~40 bytes a cell): a sheet
+#: may span at most this many cells (a roster of 120,000 rows × 9 columns is about 1.1 million).
+MAX_CELLS = 6_000_000
+#: a cell's or a row's reference (only <c> and <row> carry an attribute named r)
+_COLUMN_REF = re.compile(rb' r="([A-Z]+)')
+_ROW_REF = re.compile(rb' r="([0-9]+)"')
 
 
-def _column_index(letters: str) -> int:
+def _column_number(letters: bytes) -> int:
     n = 0
     for ch in letters:
-        n = n * 26 + ord(ch) - 64
-    return n - 1
+        n = n * 26 + ch - 64
+    return n
 
 
-def _first_sheet(z: zipfile.ZipFile) -> str:
-    """The part name of the workbook's first sheet (not always xl/worksheets/sheet1.xml)."""
-    with z.open("xl/workbook.xml") as f:
-        sheet = next((el for _, el in iterparse(f) if el.tag == NS + "sheet"), None)
-        rid = sheet.get(REL_NS + "id") if sheet is not None else None
-    if rid is None:
-        raise FileRefused("文件里没有工作表。")
-    with z.open("xl/_rels/workbook.xml.rels") as f:
-        for _, el in iterparse(f):
-            if el.tag == PKG_REL_NS + "Relationship" and el.get("Id") == rid:
-                target = el.get("Target", "")
-                return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
-    raise FileRefused("文件里没有工作表。")
+def _count_tags(buf: bytes, name: bytes, prefixed: bool) -> int:
+    """How many <name> elements start in ``buf`` (<x:name> too when the sheet uses a prefix)."""
+    if prefixed:
+        return len(re.findall(rb"<(?:\w+:)?" + name + rb"[\s>]", buf))
+    return buf.count(b"<" + name + b" ") + buf.count(b"<" + name + b">")
 
 
-def _shared_strings(z: zipfile.ZipFile) -> list[str]:
-    if "xl/sharedStrings.xml" not in z.namelist():
-        return []
-    out = []
-    with z.open("xl/sharedStrings.xml") as f:
-        for _, el in iterparse(f):
-            if el.tag == NS + "si":
-                # phonetic runs (<rPh>, furigana) are not part of the text
-                out.append("".join(t.text or "" for r in el if r.tag != NS + "rPh"
-                                   for t in ([r] if r.tag == NS + "t" else r.iter(NS + "t"))))
-                el.clear()
-    return out
+def _last_row_start(buf: bytes) -> int:
+    """Where the last row element starts in ``buf`` (-1 if none): the scan cuts there, so a row
+    is never split between two pieces."""
+    i = buf.rfind(b"row")
+    while i > 0:
+        start = buf.rfind(b"<", 0, i)
+        tag = buf[start + 1:i]
+        if start >= 0 and (tag == b"" or (tag.endswith(b":") and b"/" not in tag and b" " not in tag)) \
+                and buf[i + 3:i + 4] in (b" ", b">"):
+            return start
+        i = buf.rfind(b"row", 0, i)
+    return -1
 
 
-def _cell_value(c, strings: list[str]):
-    kind = c.get("t", "n")
-    if kind == "inlineStr":
-        return "".join(t.text or "" for t in c.iter(NS + "t"))
-    value = c.findtext(NS + "v")
-    if value is None:
-        return None
-    if kind == "s":
-        return strings[int(value)]
-    if kind == "n":
-        try:
-            number = float(value)
-        except ValueError:
-            return value
-        return int(number) if number.is_integer() and abs(number) < 1e15 else number
-    if kind == "b":
-        return value == "1"
-    return value  # "str" (a formula's text), "e" (an error such as #N/A), "d" (ISO date)
-
-
-def iter_rows(path: Path) -> Iterator[tuple[int, list]]:
-    """(Excel row number, values by column) of the first sheet, streamed.
-
-    A small reader of its own (the standard library's expat, streamed, elements cleared) and
-    not openpyxl's read-only mode: openpyxl parses every string through its rich-text model,
-    0.6 ms of CPU per 9-column row on this machine (a minute per 100,000 rows, twice per
-    import) against 0.06 ms here. Values only: formulas give their cached result, styles and
-    dates are not interpreted (a roster has neither in the columns read).
-    """
+def check_extent(path: Path) -> None:
+    """Refuse a workbook whose sheets span too big a grid, before calamine builds it: one stray
+    cell at XFD1048576 would make it ask for 500 GB and abort the whole process. A scan of the
+    sheets' cell references (well under a second for 100,000 rows); every sheet, as which one
+    is first is only known from the workbook's relationships."""
+    too_big = ("表格的范围过大（名册以外很远的地方还有内容）。请删掉名册以外的行和列，"
+               "或把名册复制到一个新文件后再上传。")
     with zipfile.ZipFile(path) as z:
-        strings = _shared_strings(z)
-        with z.open(_first_sheet(z)) as f:
-            number = 0
-            for _, el in iterparse(f):
-                if el.tag != NS + "row":
-                    continue
-                number = int(el.get("r") or number + 1)
-                values: list = []
-                for c in el.iter(NS + "c"):
-                    m = CELL_REF.match(c.get("r") or "")
-                    col = _column_index(m.group(1)) if m else len(values)
-                    if col >= 200:
+        for info in z.infolist():
+            if not (info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml")):
+                continue
+            rows = cols = row_tags = row_refs = cell_tags = cell_refs = widest = 0
+            prefixed = None
+            with z.open(info) as f:
+                tail = b""
+                while True:
+                    chunk = f.read(1 << 20)
+                    if prefixed is None:  # <x:sheetData>: elements with a namespace prefix
+                        prefixed = b":sheetData" in chunk
+                    buf = tail + chunk
+                    cut = _last_row_start(buf) if chunk else len(buf)
+                    if cut <= 0:  # no row starts here yet: read on (a row of 16 MB is not a roster)
+                        if len(buf) > 16 << 20:
+                            raise FileRefused(too_big)
+                        tail = buf
                         continue
-                    values.extend([None] * (col + 1 - len(values)))
-                    values[col] = _cell_value(c, strings)
-                el.clear()
-                yield number, values
+                    buf, tail = buf[:cut], buf[cut:]
+                    refs = _ROW_REF.findall(buf)
+                    letters = _COLUMN_REF.findall(buf)
+                    if refs:
+                        rows = max(rows, max(map(int, refs)))
+                    if letters:
+                        cols = max(cols, max(map(_column_number, set(letters))))
+                    row_tags += _count_tags(buf, b"row", prefixed)
+                    row_refs += len(refs)
+                    cells = _count_tags(buf, b"c", prefixed)
+                    cell_tags += cells
+                    cell_refs += len(letters)
+                    if cells and cell_tags > cell_refs:
+                        # cells without a reference take the next column: count them per row
+                        widest = max(widest, *(_count_tags(part, b"c", prefixed)
+                                               for part in re.split(rb"<(?:\w+:)?row[\s>/]", buf)))
+                    if not chunk:
+                        break
+            # rows and cells without a reference follow the last one that had one
+            if (rows + row_tags - row_refs) * (cols + widest) > MAX_CELLS:
+                raise FileRefused(too_big)
 
 
-def read_sheet(path: Path, kind: str, on_row: Callable[[int], None] | None = None) -> Sheet:
-    """The first sheet's header (searched in its first 10 rows) and non-blank data rows."""
+def read_sheet(path: Path, kind: str, on_row: Callable[[int, int], None] | None = None) -> Sheet:
+    """The first sheet's header (searched in its first 10 rows) and non-blank data rows.
+
+    ``on_row(done, total)`` is told how far reading has gone (rows of the sheet)."""
     check_file(path)
     cols = COLUMNS[kind]
     lookup = {}
     for c in cols:
         for name in (c.header, *c.aliases):
             lookup.setdefault(_norm_header(name), c.key)
-    unreadable = "无法读取这个 Excel 文件。请在 Excel 里重新保存为 .xlsx 后再上传。"
     header_row, columns = 0, {}
     data: list[tuple[int, dict[str, str]]] = []
     try:
-        for n, values in iter_rows(path):
-            if not header_row:
-                found = {}
-                for i, v in enumerate(values):
-                    key = lookup.get(_norm_header(v))
-                    if key and key not in found:
-                        found[key] = i
-                if len(found) >= 2:
-                    header_row, columns = n, found
-                elif n >= 10:
-                    break
-                continue
-            cells = {k: _text(values[i]) if i < len(values) else "" for k, i in columns.items()}
-            if not any(cells.values()):
-                continue
-            data.append((n, cells))
-            if len(data) > MAX_ROWS:
-                raise FileRefused(f"名册超过 {MAX_ROWS:,} 行。请按村拆成几个文件分别导入。")
-            if on_row and len(data) % 5000 == 0:
-                on_row(len(data))
-    except FileRefused:
-        raise
-    except (KeyError, ValueError, IndexError, zipfile.BadZipFile, OSError, ParseError,
-            EOFError, RuntimeError, NotImplementedError) as e:
-        raise FileRefused(unreadable) from e
+        check_extent(path)
+        with CalamineWorkbook.from_path(str(path)) as wb:
+            sheet = wb.get_sheet_by_index(0)
+            total = (sheet.start[0] + sheet.height) if sheet.start else 0
+            # calamine's rows start at the sheet's first row (leading blank rows included) and
+            # its columns at the first column that has a value: n is the Excel row number
+            for n, values in enumerate(sheet.iter_rows(), start=1):
+                if on_row and n % 5000 == 0:
+                    on_row(n, total)
+                if not header_row:
+                    found = {}
+                    for i, v in enumerate(values):
+                        key = lookup.get(_norm_header(v))
+                        if key and key not in found:
+                            found[key] = i
+                    if len(found) >= 2:
+                        header_row, columns = n, found
+                    elif n >= 10:
+                        break
+                    continue
+                cells = {k: _text(values[i]) if i < len(values) else "" for k, i in columns.items()}
+                if not any(cells.values()):
+                    continue
+                data.append((n, cells))
+                if len(data) > MAX_ROWS:
+                    raise FileRefused(f"名册超过 {MAX_ROWS:,} 行。请按村拆成几个文件分别导入。")
+    except WorksheetNotFound as e:
+        raise FileRefused("文件里没有工作表。") from e
+    except PasswordError as e:
+        raise FileRefused("文件设了打开密码。请在 Excel 里取消密码、保存后再上传。") from e
+    except (CalamineError, OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise FileRefused("无法读取这个 Excel 文件。请在 Excel 里重新保存为 .xlsx 后再上传。") from e
     if not header_row:
         raise FileRefused("第一个工作表的前 10 行里找不到表头（" + "、".join(c.header for c in cols)
                           + "）。请下载模板，按模板的表头填写。")
@@ -420,7 +434,16 @@ def _load_users(phones: list[str]) -> tuple[dict, dict]:
     return users, paths
 
 
-def plan(kind: str, town: Region, scope, sheet: Sheet) -> Plan:
+def _counted(rows: list, progress: Callable[[int], None] | None) -> Iterator:
+    """``rows``, telling ``progress`` every 5,000 how many have been checked."""
+    for i, row in enumerate(rows, start=1):
+        if progress and i % 5000 == 0:
+            progress(i)
+        yield row
+
+
+def plan(kind: str, town: Region, scope, sheet: Sheet,
+         progress: Callable[[int], None] | None = None) -> Plan:
     """Check every row; what an import would do. Reads only."""
     p = Plan(kind, town.id, town.path, rows=len(sheet.rows))
     header = HEADER_BY_KEY[kind]
@@ -430,15 +453,15 @@ def plan(kind: str, town: Region, scope, sheet: Sheet) -> Plan:
         return p
     tree = _Tree(town)
     if kind == "households":
-        _plan_households(p, tree, scope, sheet)
+        _plan_households(p, tree, scope, sheet, progress)
     else:
-        _plan_chiefs(p, tree, scope, sheet)
+        _plan_chiefs(p, tree, scope, sheet, progress)
     p.new_regions = tree.new
     p.problems.sort(key=lambda x: x[0])
     return p
 
 
-def _plan_households(p: Plan, tree: _Tree, scope, sheet: Sheet) -> None:
+def _plan_households(p: Plan, tree: _Tree, scope, sheet: Sheet, progress=None) -> None:
     header = HEADER_BY_KEY["households"]
     tags = {name: tid for tid, name in db.session.execute(
         select(HouseholdTag.id, HouseholdTag.name).where(HouseholdTag.town_id == tree.town.id))}
@@ -464,7 +487,7 @@ def _plan_households(p: Plan, tree: _Tree, scope, sheet: Sheet) -> None:
     matched: set[int] = set()
     phone_rows: list[tuple[int, str, int | None]] = []
     now = utcnow()
-    for n, cells in sheet.rows:
+    for n, cells in _counted(sheet.rows, progress):
         before = len(p.problems)
         _check_text(p.problems, n, "households", cells, header)
         hood = _region_chain(p, tree, scope, n, "households", cells, 3)
@@ -530,7 +553,7 @@ def _plan_households(p: Plan, tree: _Tree, scope, sheet: Sheet) -> None:
             p.problems.append((n, header["phone"], f"{mask_phone(phone)} 已登记在本镇另一户名下"))
 
 
-def _plan_chiefs(p: Plan, tree: _Tree, scope, sheet: Sheet) -> None:
+def _plan_chiefs(p: Plan, tree: _Tree, scope, sheet: Sheet, progress=None) -> None:
     header = HEADER_BY_KEY["chiefs"]
     phones = {}
     for n, cells in sheet.rows:
@@ -540,7 +563,7 @@ def _plan_chiefs(p: Plan, tree: _Tree, scope, sheet: Sheet) -> None:
     users, user_posts = _load_users(sorted(set(phones.values())))
     seen_names: dict[str, tuple[int, str]] = {}
     seen_keys: dict[tuple, int] = {}
-    for n, cells in sheet.rows:
+    for n, cells in _counted(sheet.rows, progress):
         before = len(p.problems)
         _check_text(p.problems, n, "chiefs", cells, header)
         role = CHIEF_ROLES.get(cells["role"])
@@ -759,10 +782,11 @@ def read_state(token: str) -> dict | None:
         state = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if state.get("status") == "running" and not running(token) \
+    if state.get("status") in ("checking", "running") and not running(token) \
             and time.time() - state.get("touched", 0) > STALE_SECONDS:
+        state["message"] = ("试导入被中断（服务器重启）。请重新上传。" if state["status"] == "checking"
+                            else "导入被中断（服务器重启），没有保存任何数据。请重新上传。")
         state["status"] = "failed"
-        state["message"] = "导入被中断（服务器重启），没有保存任何数据。请重新上传。"
     return state
 
 
@@ -799,6 +823,80 @@ def running(token: str) -> bool:
     return job is not None and job.is_alive()
 
 
+def start_dry_run(token: str, state: dict, actor_id: int) -> None:
+    """Read and check job ``token``'s file in a background thread (the upload's dry run)."""
+    app = current_app._get_current_object()
+    state.update(status="checking", phase="读取文件", done=0, total=0, message="")
+    write_state(token, state)
+    with _lock:
+        job = threading.Thread(target=_dry_run, args=(app, token, state, actor_id), daemon=True,
+                               name=f"dry-run-{token[:8]}")
+        _threads[token] = job
+        job.start()
+
+
+def _actor_scope(actor_id: int):
+    """The user (posts and their regions loaded) and their scope, inside a job's thread."""
+    from sqlalchemy.orm import selectinload
+
+    from portal.scope import Scope
+
+    actor = db.session.execute(select(User).options(
+        selectinload(User.posts).joinedload(Post.region))
+        .where(User.id == actor_id)).scalar_one()
+    return actor, Scope.for_user(actor)
+
+
+def _ticker(token: str, state: dict) -> Callable[[str, int, int], None]:
+    """progress(phase, done, total): into the state file at most twice a second (and at the
+    end of a phase)."""
+    last = [0.0]
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase != state.get("phase") or time.time() - last[0] > 0.5 or done >= total:
+            last[0] = time.time()
+            state.update(phase=phase, done=min(done, total), total=total)
+            write_state(token, state)
+
+    return progress
+
+
+def _dry_run(app, token: str, state: dict, actor_id: int) -> None:
+    with app.app_context():
+        xlsx, _, _ = job_paths(token)
+        progress = _ticker(token, state)
+        try:
+            sheet = read_sheet(xlsx, state["kind"], lambda n, total: progress("读取文件", n, total))
+            progress("核对", 0, len(sheet.rows))
+            _, scope = _actor_scope(actor_id)
+            town = db.session.get(Region, state["town_id"])
+            p = plan(state["kind"], town, scope, sheet,
+                     lambda k: progress("核对", k, len(sheet.rows)))
+            db.session.rollback()
+            write_problems(token, p.problems)
+            state.update(status="checked", rows=p.rows, summary=p.summary(),
+                         problem_count=len(p.problems),
+                         new_regions=[r[4] for r in p.new_regions][:200],
+                         new_users=[[name, mask_phone(phone)]
+                                    for phone, name in list(p.new_users.items())[:200]])
+            if p.problems:
+                xlsx.unlink(missing_ok=True)  # it cannot be imported; a corrected file comes next
+        except FileRefused as e:
+            db.session.rollback()
+            xlsx.unlink(missing_ok=True)
+            state.update(status="failed", message=str(e))
+        except Exception as e:
+            db.session.rollback()
+            xlsx.unlink(missing_ok=True)
+            log.error("roster dry run %s failed: %s\n%s", token[:8], type(e).__name__,
+                      "".join(traceback.format_tb(e.__traceback__)))
+            state.update(status="failed",
+                         message="试导入出错，没有保存任何数据。请稍后重新上传；仍不行请联系管理员。")
+        finally:
+            db.session.remove()
+            write_state(token, state)
+
+
 def start(token: str, state: dict, actor_id: int) -> bool:
     """Run the import of job ``token`` in a background thread (once at a time)."""
     app = current_app._get_current_object()
@@ -819,29 +917,19 @@ def start(token: str, state: dict, actor_id: int) -> bool:
 
 
 def _run(app, token: str, state: dict, actor_id: int) -> None:
-    from portal.scope import Scope
-
     with app.app_context():
         xlsx, _, _ = job_paths(token)
-        last = [0.0]
+        tick = _ticker(token, state)
 
         def progress(phase: str, done: int) -> None:
-            if time.time() - last[0] > 0.5 or done >= state["rows"]:
-                last[0] = time.time()
-                state.update(phase=phase, done=min(done, state["rows"]))
-                write_state(token, state)
+            tick(phase, done, state["rows"])
 
         try:
-            from sqlalchemy.orm import selectinload
-
-            actor = db.session.execute(select(User).options(
-                selectinload(User.posts).joinedload(Post.region))
-                .where(User.id == actor_id)).scalar_one()
-            scope = Scope.for_user(actor)
+            actor, scope = _actor_scope(actor_id)
             town = db.session.get(Region, state["town_id"])
-            sheet = read_sheet(xlsx, state["kind"], lambda k: progress("读取文件", k))
+            sheet = read_sheet(xlsx, state["kind"], lambda n, _total: progress("读取文件", n))
             progress("核对", 0)
-            p = plan(state["kind"], town, scope, sheet)
+            p = plan(state["kind"], town, scope, sheet, lambda k: progress("核对", k))
             if p.problems:
                 db.session.rollback()
                 write_problems(token, p.problems)
@@ -873,7 +961,7 @@ def _run(app, token: str, state: dict, actor_id: int) -> None:
 
 
 def wait_all(timeout: float | None = None) -> None:
-    """Block until every import started is done (tests, bench)."""
+    """Block until every dry run and import started is done (tests, bench)."""
     for job in list(_threads.values()):
         job.join(timeout)
 
