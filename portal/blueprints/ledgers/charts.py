@@ -7,6 +7,7 @@ The numbers are also given as a table by the templates."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 
@@ -25,10 +26,11 @@ class Series:
 
 
 def nice_max(value: float) -> int:
-    """The smallest of 1, 2, 5 × 10^k at or above ``value`` (at least 1)."""
-    if value <= 1:
-        return 1
-    k = 1
+    """The smallest of 1, 2, 5 × 10^k (k ≥ 1) at or above ``value``; below 10 the next even
+    number, at least 2, so that the axis's middle line (half the top) is a whole number."""
+    if value <= 8:
+        return max(2, 2 * math.ceil(value / 2))
+    k = 10
     while True:
         for m in (1, 2, 5):
             if m * k >= value:
