@@ -23,6 +23,7 @@ from portal.blueprints.regions.models import Post
 from portal.blueprints.requests import services as requests
 from portal.clock import to_local
 from portal.extensions import db
+from portal.xlsx import XLSX
 from tests.conftest import Browser
 from tests.points.conftest import count, item
 
@@ -383,7 +384,7 @@ def test_the_export_matches_the_database(excellent, login_as):
     c = login_as(w.village_staff)
     r = c.get(f"/points/reviews/excellent.xlsx?region={w.village1.id}&period={Q3}")
     assert r.status_code == 200
-    assert r.mimetype == reviews.XLSX
+    assert r.mimetype == XLSX
     disposition = r.headers["Content-Disposition"]
     assert disposition.startswith('attachment; filename="reserve_pool_2026Q3.xlsx"')
     assert "filename*=UTF-8''%E4%BC%98%E7%A7%80" in disposition  # 优秀…

@@ -3,11 +3,9 @@ confirmation, the import's progress and the result. Rules in ``imports``."""
 
 from __future__ import annotations
 
-import io
 import math
-from urllib.parse import quote
 
-from flask import Response, abort, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from openpyxl import Workbook
@@ -25,8 +23,8 @@ from portal.extensions import db
 from portal.htmx import render_page_or_partial
 from portal.phones import mask_phone
 from portal.scope import current_scope, path_range
+from portal.xlsx import download_xlsx
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PER_PAGE = 50
 UPLOAD_ENDPOINT = "ledgers.import_upload"
 
@@ -225,10 +223,7 @@ def import_template(kind: str):
     notes.column_dimensions["A"].width = 90
     for line in _notes(kind):
         notes.append([line])
-    out = io.BytesIO()
-    wb.save(out)
-    filename = f"{imp.KINDS[kind]}模板_{town.name}.xlsx"
-    return _xlsx(out.getvalue(), filename, f"{kind}-template.xlsx")
+    return download_xlsx(wb, f"{imp.KINDS[kind]}模板_{town.name}.xlsx", f"{kind}-template.xlsx")
 
 
 def _notes(kind: str) -> list[str]:
@@ -246,13 +241,6 @@ def _notes(kind: str) -> list[str]:
             "按手机号认人：已有账号的沿用原密码；新账号没有密码，导入后请在单位页面对本人点“重置密码”设初始密码，当面告知。",
             "同一人在同一单位已任同一岗位的，再次导入不会重复任命。"]
 
-
-def _xlsx(data: bytes, filename: str, fallback: str) -> Response:
-    response = Response(data, mimetype=XLSX)
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}")
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
 
 
 # -- the job ---------------------------------------------------------------------------------------
@@ -297,9 +285,7 @@ def import_problems(token: str):
     ws.append(header)
     for row, column, message in imp.read_problems(token):
         ws.append([row, column, message])
-    out = io.BytesIO()
-    wb.save(out)
-    return _xlsx(out.getvalue(), f"问题清单_{state['file_name'].rsplit('.', 1)[0]}.xlsx",
+    return download_xlsx(wb, f"问题清单_{state['file_name'].rsplit('.', 1)[0]}.xlsx",
                  "problems.xlsx")
 
 

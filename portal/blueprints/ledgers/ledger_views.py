@@ -18,6 +18,7 @@ from portal.clock import local_today, utcnow
 from portal.errors import ServiceError
 from portal.extensions import db
 from portal.scope import current_scope, get_region_or_404
+from portal.xlsx import download_xlsx
 
 
 def last_month(today) -> Period:
@@ -84,9 +85,9 @@ def chiefs_export():
     except ServiceError as e:  # a hand-edited link: the index page with the message
         return _index_page(scope, _pick_region(scope, "supervise"), None, e.message)
     start_utc, end_utc = period.bounds
-    stream = svc.chiefs_workbook(region, period.label, period.start, period.last, start_utc,
+    wb = svc.chiefs_workbook(region, period.label, period.start, period.last, start_utc,
                                  end_utc, utcnow())
-    return svc.xlsx_response(stream, f"邻长信息台账_{region.name}_{period.key}.xlsx",
+    return download_xlsx(wb, f"邻长信息台账_{region.name}_{period.key}.xlsx",
                              f"chiefs_{period.key}.xlsx")
 
 
@@ -95,9 +96,9 @@ def resources_export():
     """辖区社会资源台账 of a region: the registry and the 议事场所, as they are now."""
     scope = current_scope()
     region = _region_arg(scope)
-    stream = svc.resources_workbook(region, utcnow(),
+    wb = svc.resources_workbook(region, utcnow(),
                                     lambda path: scope.allows("manage", path))
-    return svc.xlsx_response(stream, f"辖区社会资源台账_{region.name}.xlsx", "resources.xlsx")
+    return download_xlsx(wb, f"辖区社会资源台账_{region.name}.xlsx", "resources.xlsx")
 
 
 from portal.blueprints.ledgers import resources  # noqa: E402,F401  (the registry's pages)

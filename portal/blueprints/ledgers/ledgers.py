@@ -15,12 +15,9 @@ Who may do what (the views ask ``scope``):
 from __future__ import annotations
 
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from urllib.parse import quote
 
-from flask import Response
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
@@ -45,7 +42,6 @@ from portal.extensions import db
 from portal.phones import PHONE_RE, mask_phone
 from portal.scope import path_range
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DATE_FORMAT = "yyyy-mm-dd"
 PERCENT_FORMAT = "0%"
 
@@ -379,16 +375,6 @@ def _sheet(wb, name: str, columns, title: str):
     return ws
 
 
-def _save(wb) -> tempfile.TemporaryFile:
-    out = tempfile.TemporaryFile()  # noqa: SIM115 -- the response closes it
-    try:
-        wb.save(out)
-    except BaseException:
-        out.close()
-        raise
-    out.seek(0)
-    return out
-
 
 #: (header, width in characters) of the 邻长信息台账.
 CHIEF_COLUMNS = (
@@ -402,7 +388,7 @@ CHIEF_COLUMNS = (
 
 def chiefs_workbook(region: Region, period_label: str, first: date, last: date,
                     start_utc: datetime, end_utc: datetime, now: datetime):
-    """The 邻长信息台账 of ``region`` for a period, as a temporary file."""
+    """The 邻长信息台账 of ``region`` for a period (a write-only workbook)."""
     wb = Workbook(write_only=True)
     title = (f"{region.name} 邻长信息台账 · {period_label}（{first:%Y-%m-%d} 至 {last:%Y-%m-%d}）"
              f" · 导出于 {to_local(now):%Y-%m-%d %H:%M}")
@@ -416,7 +402,7 @@ def chiefs_workbook(region: Region, period_label: str, first: date, last: date,
             _number(ws, r.contacts), _number(ws, r.on_time_share, PERCENT_FORMAT),
             _number(ws, r.points), _number(ws, r.balance),
         ])
-    return _save(wb)
+    return wb
 
 
 #: (header, width) of the 辖区社会资源台账.
@@ -424,7 +410,7 @@ RESOURCE_COLUMNS = (("类别", 10), ("名称", 20), ("所属村(社区)", 12), (
                     ("联系人", 9), ("联系电话", 15), ("服务内容", 40), ("状态", 7))
 
 
-def resources_workbook(region: Region, now: datetime, full_phone) -> tempfile.TemporaryFile:
+def resources_workbook(region: Region, now: datetime, full_phone) -> Workbook:
     """The 辖区社会资源台账 of ``region``: registered resources and 议事场所, as a temporary file.
     ``full_phone(path)`` says whether a contact phone is written in full (else masked)."""
     wb = Workbook(write_only=True)
@@ -438,25 +424,4 @@ def resources_workbook(region: Region, now: datetime, full_phone) -> tempfile.Te
         ws.append([_raw(ws, e.kind_label), _text(ws, e.name), _raw(ws, village),
                    _text(ws, e.address), _text(ws, e.contact_name), _raw(ws, phone),
                    _text(ws, e.services, wrap=True), _raw(ws, "在用" if e.active else "停用")])
-    return _save(wb)
-
-
-def xlsx_response(stream, filename: str, fallback: str) -> Response:
-    """Stream a workbook as a download with its Chinese name (``filename*``)."""
-    size = stream.seek(0, 2)
-    stream.seek(0)
-
-    def chunks():
-        try:
-            while chunk := stream.read(64 * 1024):
-                yield chunk
-        finally:
-            stream.close()
-
-    response = Response(chunks(), mimetype=XLSX)
-    response.call_on_close(stream.close)
-    response.headers["Content-Length"] = str(size)
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}")
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return wb

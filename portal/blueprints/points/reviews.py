@@ -9,12 +9,10 @@ review shows the figures as they stood when it was graded (they are kept with th
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from urllib.parse import quote
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from openpyxl import Workbook
@@ -44,6 +42,7 @@ from portal.errors import ServiceError, attempt
 from portal.extensions import db
 from portal.forms import strip, unix_newlines
 from portal.scope import ACTIONS, current_scope, get_town_or_404, town_id_of
+from portal.xlsx import download_xlsx
 
 #: Roles that see and grade the 邻长 of their subtree (``services.may_review``).
 #: Result → the card colour (app.css: ok green, due amber, overdue red, plain grey).
@@ -65,7 +64,6 @@ SHARE_LABELS = {"contact_share": "联系按时率", "on_time_share": "按时响�
                 "neighborhood_share": "邻级办结率", "satisfaction_share": "群众满意率"}
 #: A town's thresholds before its staff change them.
 SETTINGS_DEFAULTS = DEFAULT_THRESHOLDS
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FIRST_YEAR, LAST_YEAR = 2000, 2099
 GRADE_MESSAGE = "请选择评议等次。"
 
@@ -477,9 +475,7 @@ def _pool_workbook(region, period: svc.Period, rows, reviewers: dict[int, str]) 
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    return wb
 
 
 @bp.get("/reviews/excellent.xlsx")
@@ -494,12 +490,9 @@ def reserve_pool_xlsx():
     ids = {r.reviewer_id for r, *_ in rows}
     reviewers = dict(db.session.execute(
         select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
-    data = _pool_workbook(region, period, rows, reviewers)
+    wb = _pool_workbook(region, period, rows, reviewers)
     record(current_user, "review.export", region, region.path, region=region.name,
            period=period.label, people=len(rows))
     db.session.commit()
-    filename = f"优秀邻长名单_{region.name}_{period.key}.xlsx"
-    return Response(data, mimetype=XLSX, headers={
-        "Content-Disposition": f"attachment; filename=\"reserve_pool_{period.key}.xlsx\"; "
-                               f"filename*=UTF-8''{quote(filename)}",
-        "Cache-Control": "private, no-store"})
+    return download_xlsx(wb, f"优秀邻长名单_{region.name}_{period.key}.xlsx",
+                         f"reserve_pool_{period.key}.xlsx")

@@ -5,11 +5,9 @@ categories, departments)."""
 from __future__ import annotations
 
 import re
-import tempfile
 from datetime import date, datetime, timedelta
-from urllib.parse import quote
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -36,6 +34,7 @@ from portal.clock import local_midnight_utc, local_today, to_local, utcnow
 from portal.errors import ServiceError, attempt
 from portal.extensions import db
 from portal.scope import current_scope, get_region_or_404, get_town_or_404
+from portal.xlsx import download_xlsx
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -195,7 +194,6 @@ LEDGER_COLUMNS = (
     ("负责人", 8), ("承办部门", 14), ("接单人", 8), ("办结时间", 17), ("办结层级", 8),
     ("答复", 40), ("满意度", 9),
 )
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DATE_FORMAT = "yyyy-mm-dd hh:mm"
 #: Mobile numbers someone typed into a description or an answer are masked in the export.
 PHONE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
@@ -250,14 +248,7 @@ def _ledger_file(region, period: Period, now: datetime):
             _text(ws, LEVEL_NAMES[req.closed_level] if req.closed_level is not None else ""),
             _text(ws, req.answer, wrap=True), _text(ws, RATINGS.get(req.rating, "")),
         ])
-    out = tempfile.TemporaryFile()  # noqa: SIM115 -- the response closes it
-    try:
-        wb.save(out)
-    except BaseException:
-        out.close()
-        raise
-    out.seek(0)
-    return out
+    return wb
 
 
 @bp.get("/requests/export.xlsx")
@@ -266,27 +257,10 @@ def export():
     region, now, period, error = _report_args()
     if error:
         return error
-    name = region.name
-    stream = _ledger_file(region, period, now)
-    size = stream.seek(0, 2)
-    stream.seek(0)
-    filename = f"收集问题台账_{name}_{period.start:%Y-%m-%d}_{period.end:%Y-%m-%d}.xlsx"
+    filename = f"收集问题台账_{region.name}_{period.start:%Y-%m-%d}_{period.end:%Y-%m-%d}.xlsx"
     fallback = f"ledger_{period.start:%Y-%m-%d}_{period.end:%Y-%m-%d}.xlsx"
-    response = Response(_chunks(stream), mimetype=XLSX)
-    response.call_on_close(stream.close)  # also when the download is cut short
-    response.headers["Content-Length"] = str(size)
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}")
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return download_xlsx(_ledger_file(region, period, now), filename, fallback)
 
-
-def _chunks(stream, size: int = 64 * 1024):
-    try:
-        while chunk := stream.read(size):
-            yield chunk
-    finally:
-        stream.close()
 
 
 # -- settings -----------------------------------------------------------------------------------
