@@ -861,40 +861,50 @@ def _ticker(token: str, state: dict) -> Callable[[str, int, int], None]:
     return progress
 
 
+@contextlib.contextmanager
+def _job(token: str, state: dict, what: str, failed: str) -> Iterator[Path]:
+    """Around a background step of job ``token`` (yields its uploaded file): a refused file or
+    any error rolls back, removes the file and marks the job failed; the state file is written
+    at the end whatever happened. ``failed`` is the message for an unexpected error; only its
+    type and traceback are logged, as a database error's message holds the statement's
+    parameters (residents' phones)."""
+    xlsx, _, _ = job_paths(token)
+    try:
+        yield xlsx
+    except FileRefused as e:
+        db.session.rollback()
+        xlsx.unlink(missing_ok=True)
+        state.update(status="failed", message=str(e))
+    except Exception as e:
+        db.session.rollback()
+        xlsx.unlink(missing_ok=True)
+        log.error("roster %s %s failed: %s\n%s", what, token[:8], type(e).__name__,
+                  "".join(traceback.format_tb(e.__traceback__)))
+        state.update(status="failed", message=failed)
+    finally:
+        db.session.remove()
+        write_state(token, state)
+
+
 def _dry_run(app, token: str, state: dict, actor_id: int) -> None:
-    with app.app_context():
-        xlsx, _, _ = job_paths(token)
+    with app.app_context(), _job(token, state, "dry run",
+                                 "试导入出错，没有保存任何数据。请稍后重新上传；仍不行请联系管理员。") as xlsx:
         progress = _ticker(token, state)
-        try:
-            sheet = read_sheet(xlsx, state["kind"], lambda n, total: progress("读取文件", n, total))
-            progress("核对", 0, len(sheet.rows))
-            _, scope = _actor_scope(actor_id)
-            town = db.session.get(Region, state["town_id"])
-            p = plan(state["kind"], town, scope, sheet,
-                     lambda k: progress("核对", k, len(sheet.rows)))
-            db.session.rollback()
-            write_problems(token, p.problems)
-            state.update(status="checked", rows=p.rows, summary=p.summary(),
-                         problem_count=len(p.problems),
-                         new_regions=[r[4] for r in p.new_regions][:200],
-                         new_users=[[name, mask_phone(phone)]
-                                    for phone, name in list(p.new_users.items())[:200]])
-            if p.problems:
-                xlsx.unlink(missing_ok=True)  # it cannot be imported; a corrected file comes next
-        except FileRefused as e:
-            db.session.rollback()
-            xlsx.unlink(missing_ok=True)
-            state.update(status="failed", message=str(e))
-        except Exception as e:
-            db.session.rollback()
-            xlsx.unlink(missing_ok=True)
-            log.error("roster dry run %s failed: %s\n%s", token[:8], type(e).__name__,
-                      "".join(traceback.format_tb(e.__traceback__)))
-            state.update(status="failed",
-                         message="试导入出错，没有保存任何数据。请稍后重新上传；仍不行请联系管理员。")
-        finally:
-            db.session.remove()
-            write_state(token, state)
+        sheet = read_sheet(xlsx, state["kind"], lambda n, total: progress("读取文件", n, total))
+        progress("核对", 0, len(sheet.rows))
+        _, scope = _actor_scope(actor_id)
+        town = db.session.get(Region, state["town_id"])
+        p = plan(state["kind"], town, scope, sheet,
+                 lambda k: progress("核对", k, len(sheet.rows)))
+        db.session.rollback()
+        write_problems(token, p.problems)
+        state.update(status="checked", rows=p.rows, summary=p.summary(),
+                     problem_count=len(p.problems),
+                     new_regions=[r[4] for r in p.new_regions][:200],
+                     new_users=[[name, mask_phone(phone)]
+                                for phone, name in list(p.new_users.items())[:200]])
+        if p.problems:
+            xlsx.unlink(missing_ok=True)  # it cannot be imported; a corrected file comes next
 
 
 def start(token: str, state: dict, actor_id: int) -> bool:
@@ -917,47 +927,31 @@ def start(token: str, state: dict, actor_id: int) -> bool:
 
 
 def _run(app, token: str, state: dict, actor_id: int) -> None:
-    with app.app_context():
-        xlsx, _, _ = job_paths(token)
+    with app.app_context(), _job(token, state, "import",
+                                 "导入出错，已全部撤销，没有保存任何数据。请稍后重试；仍不行请联系管理员。") as xlsx:
         tick = _ticker(token, state)
 
         def progress(phase: str, done: int) -> None:
             tick(phase, done, state["rows"])
 
-        try:
-            actor, scope = _actor_scope(actor_id)
-            town = db.session.get(Region, state["town_id"])
-            sheet = read_sheet(xlsx, state["kind"], lambda n, _total: progress("读取文件", n))
-            progress("核对", 0)
-            p = plan(state["kind"], town, scope, sheet, lambda k: progress("核对", k))
-            if p.problems:
-                db.session.rollback()
-                write_problems(token, p.problems)
-                state.update(status="refused", summary=p.summary(), problem_count=len(p.problems),
-                             message="上传后数据已有变化，重新核对发现问题，没有导入任何数据。")
-            else:
-                progress("写入", 0)
-                summary = apply(actor, p, state["file_name"], lambda k: progress("写入", k))
-                users = new_user_ids(p) if p.new_users else []
-                db.session.commit()
-                state.update(status="done", summary=summary, new_user_ids=users[:500],
-                             phase="完成", done=state["rows"])
-        except FileRefused as e:
+        actor, scope = _actor_scope(actor_id)
+        town = db.session.get(Region, state["town_id"])
+        sheet = read_sheet(xlsx, state["kind"], lambda n, _total: progress("读取文件", n))
+        progress("核对", 0)
+        p = plan(state["kind"], town, scope, sheet, lambda k: progress("核对", k))
+        if p.problems:
             db.session.rollback()
-            state.update(status="failed", message=str(e))
-        except Exception as e:
-            db.session.rollback()
-            # the type and where, not the message: a database error's message holds the
-            # statement's parameters (residents' phones)
-            log.error("roster import %s failed: %s\n%s", token[:8], type(e).__name__,
-                      "".join(traceback.format_tb(e.__traceback__)))
-            state.update(status="failed",
-                         message="导入出错，已全部撤销，没有保存任何数据。请稍后重试；仍不行请联系管理员。")
-        finally:
-            db.session.remove()
-            with contextlib.suppress(OSError):
-                xlsx.unlink(missing_ok=True)
-            write_state(token, state)
+            write_problems(token, p.problems)
+            state.update(status="refused", summary=p.summary(), problem_count=len(p.problems),
+                         message="上传后数据已有变化，重新核对发现问题，没有导入任何数据。")
+        else:
+            progress("写入", 0)
+            summary = apply(actor, p, state["file_name"], lambda k: progress("写入", k))
+            users = new_user_ids(p) if p.new_users else []
+            db.session.commit()
+            state.update(status="done", summary=summary, new_user_ids=users[:500],
+                         phase="完成", done=state["rows"])
+        xlsx.unlink(missing_ok=True)  # imported, or refused: a corrected file comes next
 
 
 def wait_all(timeout: float | None = None) -> None:
