@@ -292,14 +292,16 @@ def _row(kind, path, *ns):
 
 
 def _nodes(region: Region, windows, start: datetime, end: datetime, month: date | None):
-    """A select of one row per node under ``region``: (path, households, overdue households,
-    covered households, contacts, 上门, 片长, 组长, 邻长, 志愿者 in post).
+    """Selects of rows (kind 'node') per node under ``region``: (path, households, overdue
+    households, covered households, contacts, 上门, 片长, 组长, 邻长, 志愿者 in post), summed per
+    child by the caller.
 
     The period's logs: when the period is one ``month`` whose cache is trusted, its cached
-    counts (:class:`DutyMonth`, logs before the mark's ``filled_until``) plus the logs from
-    then on (today's, for the running month), else every log of the period; both one
-    index-only probe of (neighborhood_id, occurred_at) INCLUDE (method) per 邻. On PostgreSQL
-    the node's households, logs and posts are LATERAL subqueries of one scan of the regions."""
+    counts (:class:`DutyMonth` rows, logs before the mark's ``filled_until``, as rows of their
+    own) plus the logs from then on (today's, for the running month), else every log of the
+    period, by one index-only probe of (neighborhood_id, occurred_at) INCLUDE (method) per 邻.
+    On PostgreSQL the node's households, logs and posts are LATERAL subqueries of one scan of
+    the regions; elsewhere correlated subqueries."""
     one = lambda cond: func.coalesce(func.sum(case((cond, 1), else_=0)), 0)  # noqa: E731
     # only a 邻 has households and logs (on PostgreSQL a gate: other nodes skip the probe)
     hood = Region.level == "neighborhood"
