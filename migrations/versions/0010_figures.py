@@ -31,7 +31,7 @@ def upgrade():
         sa.PrimaryKeyConstraint("neighborhood_id", "month", name=op.f("pk_duty_months")),
     )
     op.create_index("ix_duty_months_town_month", "duty_months", ["town_id", "month"],
-                    postgresql_include=["contacts", "visits"])
+                    postgresql_include=["neighborhood_id", "contacts", "visits"])
     op.create_table(
         "duty_month_marks",
         sa.Column("town_id", sa.Integer(), nullable=False),
@@ -39,6 +39,7 @@ def upgrade():
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("filled_version", sa.Integer(), nullable=True),
         sa.Column("filled_at", sa.DateTime(), nullable=True),
+        sa.Column("filled_until", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(["town_id"], ["regions.id"],
                                 name=op.f("fk_duty_month_marks_town_id_regions")),
         sa.PrimaryKeyConstraint("town_id", "month", name=op.f("pk_duty_month_marks")),

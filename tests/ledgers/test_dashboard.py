@@ -210,13 +210,16 @@ def test_trend_months_and_cache(data):
     assert t.collected[-3:] == [1, 1, 4]
     assert t.closed_by_level[-2] == [0, 0, 0, 1] and t.closed_by_level[-1] == [1, 1, 1, 0]
     assert t.within_pct(0)[-1] == 33 and t.within_pct(1)[-1] == 67
-    # eleven closed months counted into the cache once; this month live
+    # eleven closed months counted into the cache once, and this month up to last midnight
     assert t.cached == 11
     marks = db.session.scalars(select(DutyMonthMark).where(
-        DutyMonthMark.town_id == data.w.town.id)).all()
-    assert len(marks) == 11 and all(m.filled_version == m.version for m in marks)
+        DutyMonthMark.town_id == data.w.town.id).order_by(DutyMonthMark.month)).all()
+    assert len(marks) == 12 and all(m.filled_version == m.version for m in marks)
+    assert marks[-2].filled_until == utc("2026-11-01 00:00")
+    assert marks[-1].filled_until == utc("2026-11-16 00:00")
     again = board(data.w.town)
     assert again.filled == 0 and again.trend.contacts == t.contacts
+    assert (again.total.contacts, again.total.visits) == (4, 2)
 
 
 def test_cached_month_follows_voids_and_back_dated_logs(data, scope_of):
@@ -276,14 +279,107 @@ def test_a_fill_that_raced_a_change_is_not_trusted(data):
     mark = db.session.get(DutyMonthMark, (w.town.id, oct1))
     assert (mark.version, mark.filled_version) == (1, None)
     assert svc.fill_month(w.town.id, w.town.path, oct1, 1, NOW)
-    # the running month, and one that ended less than an hour ago, are never cached
+    # the running month, and one that ended less than an hour ago, are never cached whole
     assert not svc.cacheable(date(2026, 11, 1), NOW)
     end_oct = utc("2026-11-01 00:00")
     assert not svc.cacheable(oct1, end_oct + timedelta(minutes=59))
     assert svc.cacheable(oct1, end_oct + timedelta(hours=1))
-    # a change to this month's logs writes nothing
-    svc.logs_changed(w.town.id, utc("2026-11-02 09:00"), NOW)
+    # a change to today's logs writes nothing
+    svc.logs_changed(w.town.id, utc("2026-11-16 00:00"), NOW)
     assert db.session.get(DutyMonthMark, (w.town.id, date(2026, 11, 1))) is None
+
+
+def test_running_month_cached_up_to_its_last_closed_day(data):
+    """This month's logs before the last local midnight (an hour gone) come from the cache;
+    today's are counted live."""
+    from portal.blueprints.ledgers import dashboard as svc
+
+    nov1 = date(2026, 11, 1)
+    assert svc.cached_until(nov1, NOW) == utc("2026-11-16 00:00")
+    assert svc.cached_until(nov1, utc("2026-11-16 00:59")) == utc("2026-11-15 00:00")
+    assert svc.cached_until(nov1, utc("2026-11-16 01:00")) == utc("2026-11-16 00:00")
+    assert svc.cached_until(date(2026, 10, 1), NOW) == utc("2026-11-01 00:00")
+    # the first hour of a month: nothing to cache yet
+    assert svc.cached_until(nov1, utc("2026-11-01 00:30")) == utc("2026-11-01 00:00")
+    assert not svc.fill_month(data.w.town.id, data.w.town.path, nov1, None,
+                              utc("2026-11-01 00:30"))
+    w = data.w
+    assert board(w.town).total.contacts == 4
+    # today's log, even one written past the services, is counted (live)
+    add_log(w.hh2, w.neighbor_chief2, utc("2026-11-16 08:00"))
+    b = board(w.town)
+    assert b.filled == 0 and (b.total.contacts, b.trend.contacts[-1]) == (5, 5)
+    assert dict((r.name, f.contacts) for r, f in b.rows) == {"村1": 3, "村2": 2}
+    # a log of a cached day written past the services is not seen until a refresh
+    add_log(w.hh2, w.neighbor_chief2, utc("2026-11-15 08:00"))
+    assert board(w.town).total.contacts == 5
+    assert board(w.village2).total.contacts == 2
+    svc.refresh_all()
+    db.session.commit()
+    assert board(w.town).total.contacts == 6 and board(w.village2).total.contacts == 3
+
+
+def test_cached_day_follows_voids_and_back_dated_logs(data, scope_of):
+    """The staleness rule for the running month: log_duty and void_log bump it for a log of
+    any day before today."""
+    from sqlalchemy.orm import joinedload
+
+    from portal.blueprints.duties import services as dsvc
+    from portal.blueprints.duties.models import ChecklistItem, DutyLog
+    from portal.blueprints.ledgers.models import DutyMonthMark
+    from portal.blueprints.regions.models import Household
+
+    w = data.w
+    assert (board(w.town).total.contacts, board(w.town).filled) == (4, 0)
+    nov1 = date(2026, 11, 1)
+    # a back-dated log into a cached day (11-05) through the service
+    item = db.session.scalar(select(ChecklistItem.id).where(
+        ChecklistItem.town_id == w.town.id, ChecklistItem.kind == "duty").limit(1))
+    hh = db.session.execute(select(Household).options(joinedload(Household.neighborhood))
+                            .where(Household.id == w.hh2.id)).scalar_one()
+    log, _ = dsvc.log_duty(w.neighbor_chief2, hh, duty_item_id=item, method="visit",
+                           occurred_at=utc("2026-11-05 09:00"), note="补记", photo=None,
+                           token=str(uuid.uuid4()), now=NOW)
+    db.session.commit()
+    mark = db.session.get(DutyMonthMark, (w.town.id, nov1))
+    assert mark.version == mark.filled_version + 1
+    b = board(w.town)          # counted live, then the cache refilled
+    assert (b.total.contacts, b.total.visits, b.filled) == (5, 3, 1)
+    b = board(w.town)
+    assert (b.total.contacts, b.total.visits, b.filled) == (5, 3, 0)
+    # void a cached day's log (11-03, 上门)
+    first = db.session.scalar(select(DutyLog).where(
+        DutyLog.household_id == w.hh1.id, DutyLog.occurred_at == utc("2026-11-03 09:00")))
+    dsvc.void_log(w.village_staff, scope_of(w.village_staff), first, "记错了户", NOW)
+    db.session.commit()
+    b = board(w.town)
+    assert (b.total.contacts, b.total.visits, b.filled) == (4, 2, 1)
+    assert board(w.village1).total.contacts == 2
+    # the live count of the month agrees with the cached one
+    from portal.blueprints.ledgers.dashboard import refresh_all
+
+    refresh_all()
+    db.session.commit()
+    b = board(w.town)
+    assert (b.total.contacts, b.total.visits) == (4, 2)
+
+
+def test_a_fill_of_the_running_month_that_raced_a_change_is_not_trusted(data):
+    from portal.blueprints.ledgers import dashboard as svc
+    from portal.blueprints.ledgers.models import DutyMonthMark
+
+    w = data.w
+    nov1 = date(2026, 11, 1)
+    svc.logs_changed(w.town.id, utc("2026-11-15 23:00"), NOW)   # yesterday: version 1
+    db.session.commit()
+    assert not svc.fill_month(w.town.id, w.town.path, nov1, 0, NOW)
+    mark = db.session.get(DutyMonthMark, (w.town.id, nov1))
+    assert (mark.version, mark.filled_version, mark.filled_until) == (1, None, None)
+    # the page counts the month live meanwhile, and fills it at the version it read
+    b = board(w.town)
+    assert b.total.contacts == 4 and b.filled == 12      # eleven closed months and this one
+    db.session.refresh(mark)
+    assert (mark.version, mark.filled_version) == (1, 1)
 
 
 def test_svg_is_well_formed_with_the_right_bars(data):
@@ -366,10 +462,10 @@ def test_monthly_report_pdf(data, login_as, output_dir):
 def test_refresh_command_forgets_the_cache(data, runner):
     from portal.blueprints.ledgers.models import DutyMonth, DutyMonthMark
 
-    board(data.w.town)
-    assert db.session.scalar(select(db.func.count()).select_from(DutyMonthMark)) == 11
+    board(data.w.town)   # eleven closed months and this one up to last midnight
+    assert db.session.scalar(select(db.func.count()).select_from(DutyMonthMark)) == 12
     result = runner.invoke(args=["ledgers", "refresh-figures"])
-    assert result.exit_code == 0 and "已清除 11 个月度缓存标记" in result.output
+    assert result.exit_code == 0 and "已清除 12 个月度缓存标记" in result.output
     db.session.expire_all()
     assert db.session.scalar(select(db.func.count()).select_from(DutyMonthMark)) == 0
     assert db.session.scalar(select(db.func.count()).select_from(DutyMonth)) == 0

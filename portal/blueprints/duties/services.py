@@ -347,7 +347,7 @@ def log_duty(actor, household: Household, *, duty_item_id: int, method: str,
         return existing, False
     from portal.blueprints.ledgers.dashboard import logs_changed
 
-    logs_changed(household.neighborhood.town_id, occurred_at, now)  # a back-dated log
+    logs_changed(household.neighborhood.town_id, occurred_at, now)  # a log of a past day
     from portal.blueprints.points.services import on_duty_log
 
     on_duty_log(log)  # the points, in the same transaction

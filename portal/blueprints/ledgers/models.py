@@ -67,16 +67,17 @@ class SocialResource(IdMixin, TimestampMixin, db.Model):
 # Monthly duty-log counts of closed months, per 邻, so that a dashboard's 12-month trend does not
 # count millions of logs on every view. A town's month is trusted only while its mark says it was
 # filled at the mark's current version; duties.services bumps the version (in the same
-# transaction) whenever a log of a closed month is added (back-dated) or voided. The rules are in
+# transaction) whenever a log of a closed day is added (back-dated) or voided. The running month
+# is cached up to its last closed day, so that only today's logs are counted live. The rules are in
 # ledgers/dashboard.py ("the monthly cache").
 class DutyMonth(db.Model):
     """Non-voided duty logs of one 邻 in one closed month (Asia/Shanghai), as last counted."""
 
     __tablename__ = "duty_months"
     __table_args__ = (
-        # a town's months without touching the regions (the town dashboard), index-only
+        # a town's months (the trends; with its 邻 ids, this month's counts per 邻), index-only
         Index("ix_duty_months_town_month", "town_id", "month",
-              postgresql_include=["contacts", "visits"]),
+              postgresql_include=["neighborhood_id", "contacts", "visits"]),
     )
 
     neighborhood_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), primary_key=True)
@@ -92,7 +93,8 @@ class DutyMonth(db.Model):
 
 class DutyMonthMark(db.Model):
     """Whether a town's :class:`DutyMonth` rows of a month can be trusted: they can when
-    ``filled_version`` equals ``version``."""
+    ``filled_version`` equals ``version``; they then count the logs before ``filled_until``
+    (the month's end once it closed; for the running month, a local midnight of it)."""
 
     __tablename__ = "duty_month_marks"
 
@@ -103,6 +105,9 @@ class DutyMonthMark(db.Model):
     #: The version the rows were counted at; NULL while never filled.
     filled_version: Mapped[int | None] = mapped_column()
     filled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: The rows count the month's logs that occurred before this instant (UTC; a local
+    #: midnight); NULL while never filled.
+    filled_until: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 #: The contacts and 上门 of a 邻 in a period counted from the index alone (the dashboards).
