@@ -10,29 +10,17 @@ from wtforms import (
     IntegerField,
     SelectField,
     StringField,
-    TextAreaField,
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
 from portal.blueprints.agenda.models import MEETING_KINDS, RULES, VENUE_KINDS, VOTE_MODES
-from portal.forms import strip, unix_newlines
+from portal.forms import DATETIME_FORMATS, strip, text_area, text_line
 
 # -- A: staff pages (items, venues, meetings, answers, corrections) -------------------------------
 #: The services check required text, lengths and the rules (naming the field); the forms parse
 #: and cap sizes, so a refusal reads the same from the form or the rule.
-AGENDA_DT_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"]
 
 
-def _a_text(label, limit, rows=3, **kw):
-    return TextAreaField(label, filters=[unix_newlines, strip],
-                         validators=[Length(max=limit, message=f"最多 {limit} 字。")],
-                         render_kw={"rows": rows, "maxlength": limit, **kw})
-
-
-def _a_line(label, limit, **kw):
-    return StringField(label, filters=[strip],
-                       validators=[Length(max=limit, message=f"最多 {limit} 字。")],
-                       render_kw={"maxlength": limit, **kw})
 
 
 def _a_int(label, low, high, message, **kw):
@@ -50,9 +38,9 @@ def _a_select(label, message, coerce=int):
 class ItemForm(FlaskForm):
     region_id = _a_select("议题所在区域", "请选择区域。")
     category_id = _a_select("议事清单（六议）类别", "请选择类别。", coerce=str)
-    title = _a_line("议题名称", 80, placeholder="如：山塘输水洞修缮")
-    background = _a_text("背景情况", 2000, 4, placeholder="发生了什么、涉及哪些户")
-    proposal = _a_text("建议方案", 2000, 4, placeholder="打算怎么办、费用怎么出")
+    title = text_line("议题名称", 80, placeholder="如：山塘输水洞修缮")
+    background = text_area("背景情况", 2000, 4, placeholder="发生了什么、涉及哪些户")
+    proposal = text_area("建议方案", 2000, 4, placeholder="打算怎么办、费用怎么出")
 
 
 class DecideForm(FlaskForm):
@@ -61,7 +49,7 @@ class DecideForm(FlaskForm):
     decision = SelectField("决定", choices={"accept": "准予上会", "decline": "不予上会"},
                            invalid_choice_message="请选择准予上会或不予上会。")
     category_id = _a_select("归入六议类别（准予上会时）", "请选择类别。")
-    note = _a_text("说明（不予上会须写理由）", 200, 2)
+    note = text_area("说明（不予上会须写理由）", 200, 2)
 
 
 class TermsForm(FlaskForm):
@@ -77,7 +65,7 @@ class ScheduleForm(TermsForm):
 
 
 class UnscheduleForm(FlaskForm):
-    note = _a_line("撤下说明（可不填）", 200)
+    note = text_line("撤下说明（可不填）", 200)
 
 
 class MoveForm(FlaskForm):
@@ -91,34 +79,34 @@ class AssignForm(FlaskForm):
 
 
 class AnswerForm(FlaskForm):
-    answer = _a_text("答复内容", 2000, 4, placeholder="办了什么、结果如何，会写进会议纪要")
+    answer = text_area("答复内容", 2000, 4, placeholder="办了什么、结果如何，会写进会议纪要")
 
 
 class DecisionForm(FlaskForm):
-    decision = _a_text("决议内容", 2000, 3, placeholder="如：同意修缮山塘输水洞，费用由…")
+    decision = text_area("决议内容", 2000, 3, placeholder="如：同意修缮山塘输水洞，费用由…")
 
 
 class CorrectForm(FlaskForm):
     yes = _a_int("赞成", 0, 100000, "票数应为不小于 0 的整数。")
     no = _a_int("反对", 0, 100000, "票数应为不小于 0 的整数。")
     abstain = _a_int("弃权", 0, 100000, "票数应为不小于 0 的整数。")
-    reason = _a_text("更正理由", 300, 3, placeholder="如：复核原始记录，3 号户的票录错了")
+    reason = text_area("更正理由", 300, 3, placeholder="如：复核原始记录，3 号户的票录错了")
 
 
 class VenueForm(FlaskForm):
     region_id = _a_select("所属区域", "请选择区域。")
-    name = _a_line("场所名称", 60, placeholder="如：樟树下议事亭")
+    name = text_line("场所名称", 60, placeholder="如：樟树下议事亭")
     kind = SelectField("类型", choices=dict(VENUE_KINDS), validate_choice=False)
     capacity = _a_int("可容纳人数", 1, 10000, "可容纳人数应在 1 到 10000 之间。")
-    address = _a_line("地址（可不填）", 100)
+    address = text_line("地址（可不填）", 100)
     active = BooleanField("启用", default=True)
 
 
 class MeetingForm(FlaskForm):
     region_id = _a_select("会议范围（参会户所在区域）", "请选择区域。")
     kind = SelectField("会议类型", choices=dict(MEETING_KINDS), validate_choice=False)
-    title = _a_line("会议名称", 80, placeholder="如：十一月民情恳谈会")
-    starts_at = DateTimeLocalField("开会时间", format=AGENDA_DT_FORMATS,
+    title = text_line("会议名称", 80, placeholder="如：十一月民情恳谈会")
+    starts_at = DateTimeLocalField("开会时间", format=DATETIME_FORMATS,
                                    validators=[InputRequired("请填写开会时间。")],
                                    invalid_value_message="时间格式不对，请按 2026-11-22 19:30 的样子填写。")
     planned_minutes = _a_int("会议时长（分钟）", 10, 600, "会议时长应在 10 到 600 分钟之间。")
@@ -126,8 +114,8 @@ class MeetingForm(FlaskForm):
 
 
 class MinutesForm(FlaskForm):
-    notes = _a_text("会议记录", 10000, 8, placeholder="谁发言、说了什么、有什么意见")
-    recorder = _a_line("记录人", 40)
+    notes = text_area("会议记录", 10000, 8, placeholder="谁发言、说了什么、有什么意见")
+    recorder = text_line("记录人", 40)
 
 
 

@@ -20,7 +20,7 @@ from portal.blueprints.duties.models import (
     PERIODS,
     RULE_METHODS,
 )
-from portal.forms import unix_newlines
+from portal.forms import DATETIME_FORMATS, unix_newlines
 
 TOKEN = Regexp(r"^[0-9a-f-]{36}$", message="表单已失效，请重新打开。")
 DUTY_MESSAGE = "请选择一项七员职责。"
@@ -28,7 +28,6 @@ METHOD_MESSAGE = "请选择联系方式。"
 TIME_MESSAGE = "请填写时间，如 2026-11-22 09:30。"
 #: The picker sends the first; a browser without one shows a text box where people type the
 #: second (as the hint says); some pickers add seconds.
-TIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]
 
 
 class DutyLogForm(FlaskForm):
@@ -40,7 +39,7 @@ class DutyLogForm(FlaskForm):
                         validators=[InputRequired(METHOD_MESSAGE)],
                         invalid_choice_message=METHOD_MESSAGE)
     occurred_at = DateTimeLocalField(
-        "时间", format=TIME_FORMATS, validators=[InputRequired(TIME_MESSAGE)],
+        "时间", format=DATETIME_FORMATS, validators=[InputRequired(TIME_MESSAGE)],
         invalid_value_message="时间格式不对，请按 2026-11-22 09:30 的样子填写。")
     note = TextAreaField("情况记录（可不填）", filters=[unix_newlines],
                          validators=[Length(max=500, message="记录最多 500 字。")],

@@ -8,34 +8,18 @@ from wtforms import (
     IntegerField,
     SelectField,
     SelectMultipleField,
-    StringField,
-    TextAreaField,
 )
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.validators import InputRequired, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from portal.forms import strip, unix_newlines
-
-DT_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"]
-
-
-def _text(label, limit, rows=4, **kw):
-    return TextAreaField(label, filters=[unix_newlines, strip],
-                         validators=[Length(max=limit, message=f"最多 {limit} 字。")],
-                         render_kw={"rows": rows, "maxlength": limit, **kw})
-
-
-def _line(label, limit, **kw):
-    return StringField(label, filters=[strip],
-                       validators=[Length(max=limit, message=f"最多 {limit} 字。")],
-                       render_kw={"maxlength": limit, **kw})
+from portal.forms import DATETIME_FORMATS, text_area, text_line
 
 
 class NoticeForm(FlaskForm):
     region_id = SelectField("发给", coerce=int, validate_choice=False,
                             invalid_value_message="请选择发给哪里。")
-    title = _line("标题", 60, placeholder="如：关于开展冬季防火安全检查的通知")
-    body = _text("正文", 5000, rows=8)
+    title = text_line("标题", 60, placeholder="如：关于开展冬季防火安全检查的通知")
+    body = text_area("正文", 5000, rows=8)
 
 
 class ConfirmForm(FlaskForm):
@@ -45,11 +29,11 @@ class ConfirmForm(FlaskForm):
 class CallOutForm(FlaskForm):
     region_id = SelectField("范围", coerce=int, validate_choice=False,
                             invalid_value_message="请选择您负责的邻或组。")
-    title = _line("倡议标题", 40, placeholder="如：一起清理篮球坪杂草")
-    task = _text("要做的事", 1000, rows=4,
+    title = text_line("倡议标题", 40, placeholder="如：一起清理篮球坪杂草")
+    task = text_area("要做的事", 1000, rows=4,
                  placeholder="如：暑假来了，请有时间的居民一起扯杂草，给孩子们多一点活动场地。")
-    starts_at = DateTimeLocalField("时间", format=DT_FORMATS, validators=[Optional()])
-    place = _line("地点", 60, placeholder="如：杨家井组篮球坪")
+    starts_at = DateTimeLocalField("时间", format=DATETIME_FORMATS, validators=[Optional()])
+    place = text_line("地点", 60, placeholder="如：杨家井组篮球坪")
     cap = IntegerField("人数上限（可不填）",
                        invalid_value_message="人数上限应为 1–500，不限就不填。", validators=[Optional(), NumberRange(
         1, 500, "人数上限应为 1–500，不限就不填。")],
@@ -57,13 +41,13 @@ class CallOutForm(FlaskForm):
 
 
 class SignupForm(FlaskForm):
-    name = _line("姓名", 20, autocomplete="name")
-    phone = _line("手机号（可不填）", 11, inputmode="numeric", autocomplete="tel")
+    name = text_line("姓名", 20, autocomplete="name")
+    phone = text_line("手机号（可不填）", 11, inputmode="numeric", autocomplete="tel")
     people = IntegerField("几个人来", default=1, invalid_value_message="请填写人数（1–10）。",
                           validators=[
         InputRequired("请填写人数（1–10）。"), NumberRange(1, 10, "人数应为 1–10。")],
         render_kw={"min": 1, "max": 10, "inputmode": "numeric"})
-    note = _line("备注（可不填）", 100, placeholder="如：带锄头来")
+    note = text_line("备注（可不填）", 100, placeholder="如：带锄头来")
 
 
 class LogForm(FlaskForm):

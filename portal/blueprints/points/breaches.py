@@ -17,8 +17,8 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import aliased
-from wtforms import DateField, SelectField, TextAreaField
-from wtforms.validators import InputRequired, Length
+from wtforms import DateField, SelectField
+from wtforms.validators import InputRequired
 
 from portal.blueprints.auth.models import User
 from portal.blueprints.duties.models import ChecklistItem
@@ -29,7 +29,7 @@ from portal.blueprints.regions.models import Post, Region
 from portal.clock import local_today
 from portal.errors import attempt
 from portal.extensions import db
-from portal.forms import strip, unix_newlines
+from portal.forms import text_area
 from portal.scope import current_scope, town_id_of
 
 #: Breaches per page of the list; 邻长 choices on the form.
@@ -37,11 +37,6 @@ PAGE = 50
 MAX_CHIEFS = 2000
 SHORT = 40
 
-
-def _text(label, limit, rows=3, **kw):
-    return TextAreaField(label, filters=[unix_newlines, strip],
-                         validators=[Length(max=limit, message=f"最多 {limit} 字。")],
-                         render_kw={"rows": rows, "maxlength": limit, **kw})
 
 
 class BreachForm(FlaskForm):
@@ -51,16 +46,16 @@ class BreachForm(FlaskForm):
                           invalid_value_message="请选择负面清单中的一项。")
     occurred_on = DateField("发生日期", validators=[InputRequired("请填写发生日期。")],
                             invalid_value_message="日期格式不对，请按 2026-11-22 的样子填写。")
-    evidence = _text("事实和证据", 2000, 4,
+    evidence = text_area("事实和证据", 2000, 4,
                      placeholder="什么时间、什么事、谁看到了、有什么照片或证言")
 
 
 class AnswerForm(FlaskForm):
-    response = _text("我的说明", 2000, 4, placeholder="情况说明或申辩，会附在这条记录上")
+    response = text_area("我的说明", 2000, 4, placeholder="情况说明或申辩，会附在这条记录上")
 
 
 class WithdrawForm(FlaskForm):
-    reason = _text("撤销理由", 200, 2, placeholder="如：复核查无实据")
+    reason = text_area("撤销理由", 200, 2, placeholder="如：复核查无实据")
 
 
 def _me():

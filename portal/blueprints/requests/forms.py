@@ -24,7 +24,7 @@ from wtforms.validators import (
 )
 
 from portal.blueprints.requests.models import OUTCOMES, RATINGS
-from portal.forms import strip, unix_newlines
+from portal.forms import strip, text_area, unix_newlines
 from portal.phones import PHONE_RE
 
 # -- A: resident side (public intake, record for a household, rating, reopening) ---------------
@@ -119,20 +119,15 @@ DEPARTMENT_MESSAGE = "请选择承办部门。"
 OUTCOME_MESSAGE = "请选择调解结果。"
 
 
-def _text(label, limit, rows=2, **kw):
-    return TextAreaField(label, filters=[unix_newlines, strip],
-                         validators=[Length(max=limit, message=f"最多 {limit} 字。")],
-                         render_kw={"rows": rows, "maxlength": limit, **kw})
-
 
 class NoteForm(FlaskForm):
     """响应 / 发布接单 / 办理进展 / 办完了: one note."""
 
-    note = _text("说明（可不填）", 500)
+    note = text_area("说明（可不填）", 500, 2)
 
 
 class EscalateForm(FlaskForm):
-    reason = _text("上报原因", 500, 3, placeholder="如：需要村里协调抽水设备")
+    reason = text_area("上报原因", 500, 3, placeholder="如：需要村里协调抽水设备")
 
 
 class RouteForm(FlaskForm):
@@ -140,15 +135,15 @@ class RouteForm(FlaskForm):
     # department belongs to the request's town
     department_id = SelectField("承办部门", coerce=int, validate_choice=False,
                                 invalid_value_message=DEPARTMENT_MESSAGE)
-    note = _text("说明（可不填）", 500)
+    note = text_area("说明（可不填）", 500, 2)
 
 
 class CloseForm(FlaskForm):
-    answer = _text("给居民的答复", 1000, 4, placeholder="怎么解决的、结果如何，居民会看到这段话")
+    answer = text_area("给居民的答复", 1000, 4, placeholder="怎么解决的、结果如何，居民会看到这段话")
 
 
 class ReleaseForm(FlaskForm):
-    note = _text("退回原因（可不填）", 500)
+    note = text_area("退回原因（可不填）", 500, 2)
     #: "yes" once the helper has seen the confirmation
     confirm = HiddenField()
 
@@ -171,7 +166,7 @@ class MediationForm(FlaskForm):
     agreement_title = StringField("协议名称", filters=[strip],
                                   validators=[Length(max=60, message="最多 60 字。")],
                                   render_kw={"maxlength": 60, "placeholder": "如：赡养协议"})
-    agreement_terms = _text("协议内容", 2000, 3)
+    agreement_terms = text_area("协议内容", 2000, 3)
     signed_on = DateField("签订日期", validators=[Optional()],
                           invalid_value_message="日期格式不对，请按 2026-11-22 的样子填写。")
-    note = _text("调解经过（可不填）", 2000, 3)
+    note = text_area("调解经过（可不填）", 2000, 3)
