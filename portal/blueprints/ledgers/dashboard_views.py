@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import datetime
 
@@ -11,7 +10,9 @@ from sqlalchemy import select
 
 from portal.blueprints.ledgers import bp, charts
 from portal.blueprints.ledgers import dashboard as svc
-from portal.blueprints.points.services import Period, month_period, quarter_or_year
+from portal.blueprints.points.ledger import parse_period as points_period
+from portal.blueprints.points.ledger import period_choices as points_choices
+from portal.blueprints.points.services import Period, month_period
 from portal.blueprints.regions.models import Region
 from portal.blueprints.requests.models import LEVEL_MOTTOS
 from portal.blueprints.requests.services import region_family
@@ -24,45 +25,23 @@ PERIOD_ERROR = "统计期应写成 2026-11（月）、2026Q4（季度）或 2026
 
 
 def parse_period(value: str | None, now: datetime) -> Period:
-    """``?period=``: "2026-11", "2026Q4" or "2026"; this month when empty. A period that has
-    not begun is refused."""
+    """``?period=``: "2026-11", "2026Q4" or "2026" (read as the points pages read it); this
+    month when empty. A period that has not begun is refused."""
     today = local_today(now)
-    value = (value or "").strip()
-    if not value:
+    if not (value or "").strip():
         return month_period(today.year, today.month)
-    m = re.fullmatch(r"(\d{4})-(\d{1,2})", value)
     try:
-        if m:
-            if not 1 <= int(m[2]) <= 12:
-                raise ServiceError(PERIOD_ERROR, "period")
-            period = month_period(int(m[1]), int(m[2]))
-        elif re.fullmatch(r"\d{4}([Qq][1-4])?", value):
-            period = quarter_or_year(value)
-        else:
-            raise ServiceError(PERIOD_ERROR, "period")
-    except ValueError:
+        period = points_period(value)
+    except ServiceError:
         raise ServiceError(PERIOD_ERROR, "period") from None
     if period.start > today:
         raise ServiceError("这个统计期还没有开始，请选择已经开始的月份、季度或年度。", "period")
-    if period.start.year < 2000:
-        raise ServiceError(PERIOD_ERROR, "period")
     return period
 
 
 def period_choices(now: datetime) -> list[tuple[str, str]]:
     """The picker: the last 12 months, this and last quarter, this and last year."""
-    today = local_today(now)
-    this = today.replace(day=1)
-    out = []
-    for k in range(12):
-        m = svc.add_months(this, -k)
-        out.append((f"{m.year}-{m.month:02d}", f"{m.year} 年 {m.month} 月"))
-    q = (today.month - 1) // 3 + 1
-    prev = (today.year, q - 1) if q > 1 else (today.year - 1, 4)
-    out += [(f"{today.year}Q{q}", f"{today.year} 年第 {q} 季度"),
-            (f"{prev[0]}Q{prev[1]}", f"{prev[0]} 年第 {prev[1]} 季度"),
-            (str(today.year), f"{today.year} 年度"), (str(today.year - 1), f"{today.year - 1} 年度")]
-    return out
+    return points_choices(local_today(now), None, months=12, quarters=2)
 
 
 def _default_region_id(scope) -> int:

@@ -131,16 +131,17 @@ def current_period(today: date) -> svc.Period:
     return svc.month_period(today.year, today.month)
 
 
-def period_choices(today: date, chosen: svc.Period | None) -> list[tuple[str, str]]:
-    """The last six months, four quarters and two years (and the chosen one)."""
+def period_choices(today: date, chosen: svc.Period | None, months: int = 6,
+                   quarters: int = 4) -> list[tuple[str, str]]:
+    """The last ``months`` months, ``quarters`` quarters and two years (and the chosen one)."""
     out = []
     first = today.replace(day=1)
-    for _ in range(6):
+    for _ in range(months):
         p = svc.month_period(first.year, first.month)
         out.append((p.key, p.label))
         first = (first - timedelta(days=1)).replace(day=1)
     quarter = svc.quarter_or_year(svc.quarter_of(today))
-    for _ in range(4):
+    for _ in range(quarters):
         out.append((quarter.key, quarter.label))
         quarter = svc.quarter_or_year(svc.previous_quarter(quarter.start))
     for year in (today.year, today.year - 1):
